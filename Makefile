@@ -1,0 +1,41 @@
+# Two commands for a new user: `make run` (set up, index, start the chat) and `make test`.
+# Both are idempotent: a second run only checks that everything is in place.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+INDEX := index/default/manifest.json
+
+.PHONY: run test install index bench eval serve clean
+
+run: install $(INDEX)
+	$(BIN)/python app.py
+
+test: install $(INDEX)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+install: $(STAMP)
+
+# torch first, pinned: anything later that needs torch then finds it (an unpinned torch
+# would pull a multi-GB CUDA build).
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+$(INDEX): $(STAMP) $(wildcard corpus/*)
+	$(BIN)/qa index
+
+index: install
+	$(BIN)/qa index
+
+bench: install $(INDEX)
+	$(BIN)/python -m qa.bench
+
+eval: install $(INDEX)
+	$(BIN)/qa eval
+
+clean:
+	rm -rf $(VENV) index/default reports

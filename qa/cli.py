@@ -1,0 +1,236 @@
+"""The `qa` command: index, search, ask, eval, serve.
+
+Library errors (QAError) become one line on stderr and exit code 1; bad arguments exit 2
+(argparse). Progress goes to stderr so stdout stays clean for --json and batch output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import config
+from .errors import QAError, QuestionError
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _service(args):
+    from .answer import AnswerSettings
+    from .service import Service
+
+    overrides = {}
+    for name in ("k", "mode"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    return Service(
+        index_path=args.index,
+        embedder_path=args.embedder,
+        generator_path=getattr(args, "model", None),
+        settings=AnswerSettings(**overrides),
+    )
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_index(args) -> int:
+    from tqdm import tqdm
+
+    service = _service(args)
+    paths = args.paths or [config.corpus_dir()]
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc="embedding paragraphs", unit="para", file=sys.stderr,
+                       disable=total < 200)
+        bar.n = done
+        bar.refresh()
+
+    started = time.perf_counter()
+    index = service.build(paths, progress)
+    if bar:
+        bar.close()
+    m = index.manifest
+    _err(
+        f"indexed {m['count']} paragraphs from {len(m['sources'])} document(s) into {service.index_path} "
+        f"({m['embedded']} embedded, {m['reused']} reused, {time.perf_counter() - started:.1f} s)"
+    )
+    return 0
+
+
+def cmd_search(args) -> int:
+    service = _service(args)
+    hits = service.index.search(args.query, k=args.k or 5, mode=args.mode or "hybrid",
+                                dense_weight=service.settings.dense_weight, fusion=service.settings.fusion)
+    if args.json:
+        print(json.dumps([
+            {"rank": h.rank, "id": h.paragraph.id, "label": h.paragraph.label, "document": h.paragraph.document,
+             "section": h.paragraph.section, "score": round(h.score, 4), "dense": round(h.dense, 4),
+             "lexical": round(h.lexical, 4), "text": h.paragraph.text}
+            for h in hits
+        ], ensure_ascii=False, indent=2))
+        return 0
+    for h in hits:
+        p = h.paragraph
+        snippet = p.text if len(p.text) <= 160 else p.text[:157] + "…"
+        print(f"{h.rank}. {p.label:<8} {h.score:.3f}  {p.document} — {p.section}\n   {snippet}")
+    return 0
+
+
+def _answer_json(answer, seconds: float, qid=None) -> dict:
+    return {
+        "id": qid,
+        "question": answer.question,
+        "answer": answer.text,
+        "abstained": answer.abstained,
+        "citations": [{"id": c.id, "label": c.label, "text": c.text} for c in answer.citations],
+        "passages": [{"id": p.id, "label": p.label, "text": p.text, "score": round(p.score, 4)} for p in answer.passages],
+        "seconds": round(seconds, 3),
+    }
+
+
+def cmd_ask(args) -> int:
+    service = _service(args)
+    if args.batch:
+        return _ask_batch(service, Path(args.batch))
+    if args.question is None:
+        raise QuestionError("give a question, or --batch FILE.jsonl")
+    answerer = service.answerer(progress=_err)
+    started = time.perf_counter()
+    answer = None
+    for item in answerer.stream(args.question):
+        if isinstance(item, str):
+            if not args.json and sys.stderr.isatty():
+                print(item, end="", file=sys.stderr, flush=True)  # the raw draft, live
+        else:
+            answer = item
+    if not args.json and sys.stderr.isatty():
+        print(file=sys.stderr)
+    seconds = time.perf_counter() - started
+    if args.json:
+        print(json.dumps(_answer_json(answer, seconds), ensure_ascii=False, indent=2))
+        return 0
+    print(answer.text)
+    if answer.citations:
+        print("\nSources:")
+        for c in answer.citations:
+            print(f"  [{c.label}] {c.document} — {c.section}: {c.text[:200]}{'…' if len(c.text) > 200 else ''}")
+    elif answer.reason:
+        print(f"\n({answer.reason})")
+    return 0
+
+
+def _ask_batch(service, path: Path) -> int:
+    from .errors import TestSetError
+
+    if not path.exists():
+        raise TestSetError(f"{path}: no such file")
+    items = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise TestSetError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+        if not isinstance(item, dict) or not isinstance(item.get("question"), str):
+            raise TestSetError(f"{path}:{number}: each line needs a \"question\" string")
+        items.append(item)
+    answerer = service.answerer(progress=_err)
+    for number, item in enumerate(items, 1):
+        started = time.perf_counter()
+        try:
+            answer = answerer.ask(item["question"], item.get("history"))
+            record = _answer_json(answer, time.perf_counter() - started, item.get("id"))
+        except QuestionError as error:  # one bad question does not stop the batch
+            record = {"id": item.get("id"), "question": item["question"], "answer": "", "abstained": True,
+                      "citations": [], "passages": [], "seconds": round(time.perf_counter() - started, 3),
+                      "error": str(error)}
+        print(json.dumps(record, ensure_ascii=False), flush=True)
+        _err(f"[{number}/{len(items)}] {record['seconds']:.1f} s  {item['question'][:70]}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import run_cli
+
+    return run_cli(args, _service(args))
+
+
+def cmd_serve(args) -> int:
+    from .ui import launch
+
+    launch(_service(args), host=args.host, port=args.port, share_network=args.network)
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qa", description="Ask questions about documents, answered offline with citations.")
+    parser.add_argument("--index", type=Path, default=None, help="index folder (default: index/default)")
+    parser.add_argument("--embedder", type=Path, default=None, help="a sentence-transformers model folder")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="build the index from documents (default: the bundled corpus)")
+    p.add_argument("paths", nargs="*", type=Path)
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", help="show the paragraphs that match a query")
+    p.add_argument("query")
+    p.add_argument("-k", type=int, default=None)
+    p.add_argument("--mode", choices=["dense", "lexical", "hybrid"], default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_search)
+
+    for name, func, text in (("ask", cmd_ask, "answer a question with citations"),
+                             ("eval", cmd_eval, "evaluate on a test set"),
+                             ("serve", cmd_serve, "start the web chat")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--model", type=Path, default=None, help="a local transformers model folder")
+        p.add_argument("-k", type=int, default=None, help="passages given to the model")
+        p.add_argument("--mode", choices=["dense", "lexical", "hybrid"], default=None)
+        p.set_defaults(func=func)
+        if name == "ask":
+            p.add_argument("question", nargs="?")
+            p.add_argument("--json", action="store_true")
+            p.add_argument("--batch", type=Path, help="JSONL file: one {id, question, history?} per line")
+        elif name == "eval":
+            p.add_argument("testset", type=Path, nargs="?", default=None)
+            p.add_argument("--out", type=Path, default=None, help="report folder (default: reports/<time>)")
+            p.add_argument("--compare", nargs="*", default=None,
+                           help="configurations to compare, e.g. mode=dense mode=hybrid k=5")
+            p.add_argument("--retrieval-only", action="store_true", help="skip generation")
+            p.add_argument("--limit", type=int, default=None, help="first N questions only")
+        else:
+            p.add_argument("--host", default="127.0.0.1")
+            p.add_argument("--port", type=int, default=7860)
+            p.add_argument("--network", action="store_true", help="listen on all interfaces (0.0.0.0)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    config.set_offline()
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except QAError as error:
+        _err(f"qa {args.command}: error: {error}")
+        return 1
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

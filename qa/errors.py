@@ -1,0 +1,32 @@
+"""Typed errors of the library.
+
+The library raises these; only the edges (the command line, the web app) turn them into
+one-line messages. Each message is written to be shown as it is: it says what went wrong
+and, where there is one, the fix.
+"""
+
+
+class QAError(Exception):
+    """Base class: anything the user can act on."""
+
+
+class DocumentError(QAError):
+    """A document cannot be read: missing, empty, binary, undecodable, unsupported."""
+
+
+class IndexStoreError(QAError):
+    """An index on disk is missing, incomplete or built with other settings."""
+
+
+class ModelError(QAError):
+    """A model cannot be found, fails its hash check or fails to load."""
+
+
+class QuestionError(QAError):
+    """A question is empty or too long."""
+
+
+class TestSetError(QAError):
+    """An evaluation test set is malformed (the message names the line)."""
+
+    __test__ = False  # not a pytest test class despite the name

