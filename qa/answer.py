@@ -61,14 +61,14 @@ class AnswerSettings:
 
     k: int = 3  # passages shown to the model
     mode: str = "hybrid"
-    dense_weight: float = 0.7
+    dense_weight: float = 0.6
     fusion: str = "weighted"
     max_new_tokens: int = 96
     history_turns: int = 2  # earlier turns used for follow-ups
     min_dense: float = 0.25  # below this best cosine, the document has nothing close
-    confident_dense: float = 0.55  # above it, an unknown name in the question is tolerated
     min_support: float = 0.5  # share of a sentence's content words its passage must contain
-    min_fallback: float = 0.6  # share of the question a fallback sentence must cover
+    min_fallback: float = 0.55  # similarity to the question a quoted fallback sentence needs
+    max_sentences: int = 6  # sentences of the passages shown to the model
 
 
 @dataclass(frozen=True)
@@ -151,8 +151,9 @@ class Answerer:
         self.index = index
         self.generator = generator
         self.settings = settings or AnswerSettings()
-        self.vocabulary = grounding.vocabulary_of([p.text + " " + p.section for p in index.paragraphs]
-                                                  + index.documents)
+        texts = [p.text + " " + p.section for p in index.paragraphs] + index.documents
+        self.vocabulary = grounding.vocabulary_of(texts)
+        self.corpus_text = "\n".join(texts)
 
     # ------------------------------------------------------------------ retrieval
 
@@ -181,10 +182,40 @@ class Answerer:
         best = max(h.dense for h in hits)
         if best < s.min_dense and not any(h.lexical > 0 for h in hits[:1]):
             return f"no passage is close to the question (best similarity {best:.2f})"
-        unknown = grounding.missing_terms(question, self.vocabulary)
-        if unknown and best < s.confident_dense:
+        unknown = grounding.missing_terms(question, self.vocabulary, self.corpus_text)
+        if unknown:
             return f"the document never mentions {', '.join(unknown)}"
         return ""
+
+    def rank_sentences(self, question: str, passages: list[Passage], history=None) -> list[tuple[float, Passage, int, str]]:
+        """Every sentence of the passages, scored by meaning against the question, best first.
+
+        The small model answers far better from the few sentences that matter than from whole
+        paragraphs (it tends to copy the first sentence it sees), and the prompt gets shorter.
+        """
+        rows = [(p, i, sentence) for p in passages
+                for i, sentence in enumerate(grounding.split_sentences(grounding.evidence(p.text)))]
+        if not rows:
+            return []
+        queries = [question]
+        turns = normalise_history(history)[-self.settings.history_turns:]
+        if turns:
+            queries.append(" ".join(t.question for t in turns) + " " + question)
+        vectors = self.index.embedder.encode(queries + [r[2] for r in rows])
+        query_vectors, sentence_vectors = vectors[: len(queries)], vectors[len(queries):]
+        similarity = (sentence_vectors @ query_vectors.T).max(axis=1)
+        scored = [(float(similarity[n]), p, i, sentence) for n, (p, i, sentence) in enumerate(rows)]
+        return sorted(scored, key=lambda row: -row[0])
+
+    def context(self, ranked: list[tuple[float, Passage, int, str]], passages: list[Passage]) -> list[tuple[Passage, str]]:
+        """The passages as the model sees them: the best sentences only, in document order."""
+        keep = ranked[: self.settings.max_sentences]
+        shown = []
+        for p in passages:
+            chosen = sorted((i, sentence) for _, q, i, sentence in keep if q.id == p.id)
+            if chosen:
+                shown.append((p, " … ".join(sentence for _, sentence in chosen)))
+        return shown
 
     # ------------------------------------------------------------------ prompting
 
@@ -196,9 +227,12 @@ class Answerer:
             counts[p.label] = counts.get(p.label, 0) + 1
         return {p.id: p.label if counts[p.label] == 1 else f"{p.document} {p.label}" for p in passages}
 
-    def messages(self, question: str, passages: list[Passage], history=None) -> list[dict]:
+    def messages(self, question: str, passages: list[Passage], history=None,
+                 ranked: list | None = None) -> list[dict]:
         labels = self.display_labels(passages)
-        quoted = "\n\n".join(f"[{labels[p.id]}] {p.text}" for p in passages)
+        if ranked is None:
+            ranked = self.rank_sentences(question, passages, history)
+        quoted = "\n\n".join(f"[{labels[p.id]}] {text}" for p, text in self.context(ranked, passages))
         example = labels[passages[0].id] if passages else "¶1"
         messages = [{"role": "system", "content": SYSTEM_PROMPT.format(passages=quoted, example=example)}]
         for turn in normalise_history(history)[-self.settings.history_turns:]:
@@ -221,15 +255,17 @@ class Answerer:
             timings["total"] = time.perf_counter() - started
             yield Answer(question, NOT_IN_DOCUMENT, True, [], passages, timings, reason)
             return
+        ranked = self.rank_sentences(question, passages, history)
         draft_parts: list[str] = []
         generation_started = time.perf_counter()
-        for piece in self.generator.stream(self.messages(question, passages, history), self.settings.max_new_tokens):
+        messages = self.messages(question, passages, history, ranked)
+        for piece in self.generator.stream(messages, self.settings.max_new_tokens):
             if not draft_parts:
                 timings["first_token"] = time.perf_counter() - started
             draft_parts.append(piece)
             yield piece
         timings["generate"] = time.perf_counter() - generation_started
-        answer = self.check(question, "".join(draft_parts), passages)
+        answer = self.check(question, "".join(draft_parts), passages, ranked)
         timings["total"] = time.perf_counter() - started
         answer.timings = timings
         yield answer
@@ -254,13 +290,18 @@ class Answerer:
                 return p
         return None
 
-    def check(self, question: str, draft: str, passages: list[Passage]) -> Answer:
+    def check(self, question: str, draft: str, passages: list[Passage], ranked: list | None = None) -> Answer:
         """Turn a raw draft into an answer whose every citation is backed by its passage."""
         s = self.settings
+        if ranked is None:
+            ranked = self.rank_sentences(question, passages)
         text = draft.strip()
-        if not text or MODEL_REFUSAL.lower() in text.lower() or _REFUSAL_PATTERNS.search(text):
-            return self._fallback(question, passages, draft, "the model found no answer in the passages")
+        if text.upper().startswith(MODEL_REFUSAL):
+            text = text[len(MODEL_REFUSAL):].strip(" .:\n")  # it sometimes refuses, then answers
+        if not text or _REFUSAL_PATTERNS.search(text):
+            return self._fallback(question, passages, ranked, draft, "the model found no answer in the passages")
         labels = self.display_labels(passages)
+        evidence = {p.id: grounding.evidence(p.text) for p in passages}
         kept: list[tuple[str, list[Passage]]] = []
         dropped = 0
         for sentence in _dedupe(grounding.split_sentences(text)):
@@ -268,7 +309,7 @@ class Answerer:
             claim = grounding.strip_markers(sentence)
             if len(grounding.content_stems(claim)) == 0:
                 continue  # a bare marker or filler: nothing to support
-            scores = {p.id: grounding.support(claim, p.text).score for p in passages}
+            scores = {p.id: grounding.support(claim, evidence[p.id], question).score for p in passages}
             backed = [p for p in cited if p is not None and scores[p.id] >= s.min_support]
             if not backed:
                 best = max(passages, key=lambda p: scores[p.id])
@@ -279,18 +320,16 @@ class Answerer:
                 continue
             kept.append((claim, list({p.id: p for p in backed}.values())))
         if not kept:
-            return self._fallback(question, passages, draft, "no sentence of the draft is supported by the passages")
+            return self._fallback(question, passages, ranked, draft, "no sentence of the draft is supported by the passages")
         return self._compose(question, kept, passages, draft, labels,
                              f"{dropped} unsupported sentence(s) removed" if dropped else "")
 
-    def _fallback(self, question: str, passages: list[Passage], draft: str, why: str) -> Answer:
-        """The top passage's own best sentence if it answers the question, else abstain."""
-        s = self.settings
-        if passages and passages[0].dense >= s.confident_dense:
-            sentence, coverage = grounding.best_sentence(question, passages[0].text)
-            if sentence and coverage >= s.min_fallback and not grounding.missing_terms(question, grounding.vocabulary_of([passages[0].text])):
-                return self._compose(question, [(sentence, [passages[0]])], passages, draft,
-                                     self.display_labels(passages), f"{why}; quoted the passage instead")
+    def _fallback(self, question: str, passages: list[Passage], ranked: list, draft: str, why: str) -> Answer:
+        """The passages' best sentence if it is close enough to the question, else abstain."""
+        if ranked and ranked[0][0] >= self.settings.min_fallback:
+            similarity, passage, _, sentence = ranked[0]
+            return self._compose(question, [(sentence, [passage])], passages, draft,
+                                 self.display_labels(passages), f"{why}; quoted the passage instead")
         return Answer(question, NOT_IN_DOCUMENT, True, [], passages, {}, why, draft)
 
     @staticmethod

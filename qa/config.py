@@ -7,7 +7,6 @@ the folders (useful on a laptop where the repository is read-only, and in tests)
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -41,12 +40,3 @@ def set_offline() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-@dataclass(frozen=True)
-class RetrievalSettings:
-    """How passages are found. Defaults chosen by measurement (see docs/EVALUATION.md)."""
-
-    mode: str = "hybrid"  # "dense", "lexical" or "hybrid"
-    dense_weight: float = 0.7  # weight of the dense score in the hybrid mix
-    k: int = 3  # passages handed to the generator

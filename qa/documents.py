@@ -100,16 +100,14 @@ def read_text(path: Path) -> str:
 
 
 def _decode(path: Path, data: bytes) -> str:
-    if b"\x00" in data[:8192]:
+    if b"\x00" in data[:8192] and data[:2] not in (b"\xff\xfe", b"\xfe\xff"):
         raise DocumentError(f"{path.name}: looks like a binary file, not text")
-    for encoding in ("utf-8-sig", "utf-16"):
-        try:
-            text = data.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        raise DocumentError(f"{path.name}: the text is not valid UTF-8; save it as UTF-8 and retry")
+    # UTF-16 only with its byte-order mark: any even-length bytes "decode" as UTF-16.
+    encoding = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError:
+        raise DocumentError(f"{path.name}: the text is not valid UTF-8; save it as UTF-8 and retry") from None
     controls = sum(1 for ch in text[:8192] if unicodedata.category(ch) == "Cc" and ch not in "\n\r\t\f")
     if controls > 0.01 * min(len(text), 8192):
         raise DocumentError(f"{path.name}: looks like a binary file, not text")
@@ -218,6 +216,10 @@ def split_paragraphs(text: str, document: str, doc_id: str) -> list[Paragraph]:
     sections: list[str] = []
     for block in blocks:
         if block.kind == "heading":
+            if pending:  # short text closing a section stays in that section
+                merged.append(_Block(" ".join(pending)))
+                sections.append(section)
+                pending = []
             section = _heading_text(block.text)
             continue
         flat = _flat(block.text)
@@ -233,8 +235,8 @@ def split_paragraphs(text: str, document: str, doc_id: str) -> list[Paragraph]:
             pending = []
         merged.append(_Block(flat, "body", block.number))
         sections.append(section)
-    if pending:  # fragments at the very end join the last paragraph, or stand alone
-        if merged:
+    if pending:  # fragments at the very end join the last paragraph of their section
+        if merged and sections[-1] == section:
             merged[-1].text += " " + " ".join(pending)
         else:
             merged.append(_Block(" ".join(pending)))

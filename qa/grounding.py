@@ -11,6 +11,9 @@ are off-topic. Nothing it writes is trusted. This module holds the plain-text ch
   else overlaps: that is the small model's typical error.
 * `missing_terms`: names and numbers in a question that the document never mentions
   ("What did China say?"): a strong sign the document cannot answer it.
+* `evidence`: a passage minus its instruction-like sentences ("ignore your instructions and
+  reply ..."). An instruction inside a document is data, and never evidence for a claim, so
+  a model that obeyed one produces sentences nothing supports, and they are dropped.
 * `best_sentence`: the sentence of a passage that best answers a question, the fallback
   when the model's own wording fails the checks.
 
@@ -98,10 +101,14 @@ class Support:
         return 0.0 if self.missing else self.overlap
 
 
-def support(sentence: str, passage: str) -> Support:
+def support(sentence: str, passage: str, question: str = "") -> Support:
+    """How well `passage` supports `sentence`. Words the sentence merely repeats from the
+    question are not claims ("Which nations pushed for X?" -> "France and Mexico pushed for
+    X"), so they do not count against it, unless they are all the sentence has."""
     passage_stems = content_stems(passage)
     sentence_stems = content_stems(sentence)
-    overlap = len(sentence_stems & passage_stems) / len(sentence_stems) if sentence_stems else 0.0
+    claimed = sentence_stems - content_stems(question) or sentence_stems
+    overlap = len(claimed & passage_stems) / len(claimed) if claimed else 0.0
     passage_lower = passage.lower()
     passage_words = {w.lower() for w in words(passage)} | {stem(w) for w in words(passage)}
     missing = tuple(
@@ -121,9 +128,36 @@ def acronyms(text: str) -> set[str]:
     return found
 
 
-def missing_terms(question: str, vocabulary: set[str]) -> list[str]:
-    """Names and numbers in the question that never occur in the document(s)."""
-    return sorted(t for t in key_terms(question) if t not in vocabulary and stem(t) not in vocabulary)
+_PHRASE = re.compile(r"\b[A-Z][\w'-]*(?:\s+(?:of|the|for|on|and)?\s*[A-Z][\w'-]*)+")
+
+
+def name_phrases(text: str) -> set[str]:
+    """Multi-word names ("United States", "Human Rights Council"), lower-cased."""
+    found = set()
+    for sentence in split_sentences(text) or [text]:
+        for match in _PHRASE.finditer(sentence):
+            phrase = match.group(0)
+            words_ = phrase.split()
+            if match.start() == 0 and words_[0].lower() in _NOT_NAMES:
+                words_ = words_[1:]  # "What United ..." -> "United ..."
+            while words_ and words_[0].lower() in _NOT_NAMES | STOPWORDS:
+                words_ = words_[1:]
+            if len(words_) >= 2:
+                found.add(" ".join(words_).lower())
+    return found
+
+
+def missing_terms(question: str, vocabulary: set[str], corpus_text: str = "") -> list[str]:
+    """Names and numbers in the question that never occur in the document(s): single words
+    checked against the vocabulary, multi-word names against the text itself (both words of
+    "United States" occur in a UN document, the name does not)."""
+    missing = {t for t in key_terms(question) if t not in vocabulary and stem(t) not in vocabulary}
+    if corpus_text:
+        flat = re.sub(r"[\s-]+", " ", corpus_text.lower())
+        for phrase in name_phrases(question):
+            if re.sub(r"[\s-]+", " ", phrase) not in flat:
+                missing.add(phrase)
+    return sorted(missing)
 
 
 def vocabulary_of(texts: list[str]) -> set[str]:
@@ -153,6 +187,18 @@ def strip_markers(text: str) -> str:
     text = _MARKER.sub("", text)
     text = re.sub(r"[ \t]+([.,;:!?])", r"\1", text)
     return re.sub(r"\s{2,}", " ", text).strip()
+
+
+_INSTRUCTION = re.compile(
+    r"\b(ignore|disregard|forget|override)\b.{0,60}\b(instructions?|prompts?|rules|above|previous|everything)\b"
+    r"|\bsystem prompt\b|\byou are now\b|\b(reply|respond|answer|say|output)\s+(only|exactly)\b",
+    re.IGNORECASE,
+)
+
+
+def evidence(passage: str) -> str:
+    """The passage without sentences that give instructions to the reader/model."""
+    return " ".join(s for s in split_sentences(passage) if not _INSTRUCTION.search(s))
 
 
 def best_sentence(question: str, passage: str) -> tuple[str, float]:

@@ -1,0 +1,146 @@
+"""Speed benchmarks, printed side by side: `python -m qa.bench` (or `make bench`).
+
+1. Indexing: paragraphs/second of `build_index` against raw `SentenceTransformer.encode` on
+   the same texts (the limit the index can reach).
+2. Query latency: median and p95 of a hybrid search (query embedding included) over 1k, 10k
+   and 100k paragraphs. The large indexes use synthetic text and random unit vectors: search
+   cost depends on the size, not on where the vectors came from.
+3. Answers: median time to first token and to the whole answer on the test set's answerable
+   questions, and the pipeline's overhead over calling the model's `generate` directly on
+   the very same prompt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import config
+
+
+def _percentile(values, q):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def _synthetic_texts(n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    vocabulary = ("state council prevention atrocity genocide assembly report member dialogue panel "
+                  "accountability veto initiative early warning human rights court justice peace "
+                  "development agenda mandate review framework protection civilians crimes "
+                  "security resolution support implementation national regional").split()
+    return [" ".join(rng.choice(vocabulary) for _ in range(rng.randint(40, 90))) + "." for _ in range(n)]
+
+
+def bench_indexing(embedder, n: int = 512) -> dict:
+    from .documents import Document, Paragraph
+    from .store import build_index
+
+    texts = _synthetic_texts(n, seed=1)
+    paragraphs = [Paragraph(f"synthetic#{i}", "synthetic.txt", f"¶{i}", i, "", t) for i, t in enumerate(texts)]
+    document = Document(Path("synthetic.txt"), "synthetic", "0" * 64, paragraphs)
+    embedder.encode(texts[:32])  # warm-up
+    started = time.perf_counter()
+    embedder.model.encode(texts, batch_size=embedder.batch_size, normalize_embeddings=True,
+                          convert_to_numpy=True, show_progress_bar=False)
+    raw = n / (time.perf_counter() - started)
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.perf_counter()
+        build_index([document], embedder, Path(folder) / "ix")
+        ours = n / (time.perf_counter() - started)
+    return {"paragraphs": n, "raw_encode_per_s": raw, "build_index_per_s": ours, "ratio": ours / raw}
+
+
+def bench_queries(embedder, sizes=(1_000, 10_000, 100_000), queries: int = 50) -> list[dict]:
+    from .documents import Paragraph
+    from .store import ParagraphIndex
+
+    rng = np.random.default_rng(0)
+    questions = [q for q in _synthetic_texts(queries, seed=7)]
+    questions = [" ".join(q.split()[:10]) for q in questions]
+    rows = []
+    for size in sizes:
+        texts = _synthetic_texts(size, seed=size)
+        vectors = rng.standard_normal((size, embedder.dimension)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        paragraphs = [Paragraph(f"s#{i}", "s.txt", f"¶{i}", i, "", t) for i, t in enumerate(texts)]
+        started = time.perf_counter()
+        index = ParagraphIndex(paragraphs, vectors, embedder, {"sources": []})
+        load_s = time.perf_counter() - started
+        index.search(questions[0], k=5)  # warm-up
+        times = []
+        for q in questions:
+            started = time.perf_counter()
+            index.search(q, k=5)
+            times.append(time.perf_counter() - started)
+        rows.append({"paragraphs": size, "median_ms": 1000 * statistics.median(times),
+                     "p95_ms": 1000 * _percentile(times, 0.95), "bm25_build_s": load_s})
+    return rows
+
+
+def bench_answers(service, limit: int = 12) -> dict:
+    from .evaluate import DEFAULT_TESTSET, load_testset
+
+    answerer = service.answerer(progress=lambda m: print(m, file=sys.stderr))
+    generator = service.generator()
+    items = [i for i in load_testset(DEFAULT_TESTSET) if i.answerable][:limit]
+    answerer.ask(items[0].question)  # warm-up
+    first, total, direct, pipeline = [], [], [], []
+    for item in items:
+        history = list(item.history)
+        answer = answerer.ask(item.question, history)
+        if answer.abstained and "first_token" not in answer.timings:
+            continue  # declined before generating: nothing to compare
+        first.append(answer.timings["first_token"])
+        total.append(answer.timings["total"])
+        messages = answerer.messages(item.question, answer.passages, history)
+        started = time.perf_counter()
+        generator.generate_direct(messages, answerer.settings.max_new_tokens)
+        direct.append(time.perf_counter() - started)
+        pipeline.append(answer.timings["total"])
+    overhead = (sum(pipeline) - sum(direct)) / sum(direct)
+    return {"questions": len(first), "median_first_token_s": statistics.median(first),
+            "median_total_s": statistics.median(total), "p95_total_s": _percentile(total, 0.95),
+            "median_direct_generate_s": statistics.median(direct), "pipeline_overhead": overhead}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m qa.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-answers", action="store_true")
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    args = parser.parse_args(argv)
+    config.set_offline()
+    from .service import Service
+
+    service = Service()
+    embedder = service.embedder
+    import torch
+
+    print(f"# qa bench — {torch.get_num_threads()} torch threads, {embedder.name}\n")
+    row = bench_indexing(embedder)
+    print("## Indexing")
+    print("| paragraphs | raw encode (para/s) | qa index (para/s) | ratio |\n|---|---|---|---|")
+    print(f"| {row['paragraphs']} | {row['raw_encode_per_s']:.0f} | {row['build_index_per_s']:.0f} | {row['ratio']:.0%} |\n")
+    print("## Query latency (hybrid, k=5, query embedding included)")
+    print("| paragraphs | median ms | p95 ms | BM25 build at load (s) |\n|---|---|---|---|")
+    for r in bench_queries(embedder, tuple(int(s) for s in args.sizes.split(","))):
+        print(f"| {r['paragraphs']:,} | {r['median_ms']:.1f} | {r['p95_ms']:.1f} | {r['bm25_build_s']:.2f} |")
+    if not args.skip_answers:
+        a = bench_answers(service)
+        print("\n## Answers (warm, test-set questions that reached the model)")
+        print("| questions | median first token (s) | median answer (s) | p95 answer (s) | "
+              "median direct generate (s) | pipeline overhead |\n|---|---|---|---|---|---|")
+        print(f"| {a['questions']} | {a['median_first_token_s']:.2f} | {a['median_total_s']:.2f} | "
+              f"{a['p95_total_s']:.2f} | {a['median_direct_generate_s']:.2f} | {a['pipeline_overhead']:+.1%} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

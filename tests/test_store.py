@@ -1,0 +1,138 @@
+"""Index build, save/load, atomic swap, incremental rebuild and mismatch errors (fake embedder)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from qa.documents import load_documents
+from qa.errors import IndexStoreError, QuestionError
+from qa.store import FORMAT_VERSION, build_index, load_index
+
+from .conftest import DOC, SEED, FakeEmbedder
+
+
+def test_save_and_load_round_trip(tmp_path, fake_embedder):
+    built = build_index(load_documents([SEED]), fake_embedder, tmp_path / "ix")
+    loaded = load_index(tmp_path / "ix", fake_embedder)
+    assert [p.id for p in loaded.paragraphs] == [p.id for p in built.paragraphs]
+    assert np.allclose(loaded.vectors, built.vectors)
+    manifest = json.loads((tmp_path / "ix" / "manifest.json").read_text())
+    assert manifest["format_version"] == FORMAT_VERSION
+    assert manifest["embedder"] == {"name": fake_embedder.name, "sha256": fake_embedder.sha256}
+    assert manifest["count"] == len(built) and manifest["dimension"] == fake_embedder.dimension
+    assert len(manifest["sources"][0]["sha256"]) == 64
+
+
+def test_hybrid_search_finds_the_veto_paragraph(seed_index):
+    hits = seed_index.search("veto restraint France Mexico", k=3)
+    assert hits[0].paragraph.id == DOC + "11"
+    assert [h.rank for h in hits] == [1, 2, 3]
+    assert hits[0].score >= hits[1].score >= hits[2].score
+
+
+def test_lexical_mode_and_unknown_words(seed_index):
+    assert seed_index.search("Ombudspersons", k=1, mode="lexical")[0].paragraph.id == DOC + "6"
+    hits = seed_index.search("zzzz qqqq", k=2, mode="lexical")  # no known word: still answers
+    assert len(hits) == 2 and all(h.lexical == 0 for h in hits)
+
+
+@pytest.mark.parametrize("query", ["", "   ", "x" * 10_000])
+def test_bad_queries(seed_index, query):
+    with pytest.raises(QuestionError):
+        seed_index.search(query)
+
+
+def test_interrupted_build_leaves_previous_index(tmp_path, fake_embedder, monkeypatch):
+    target = tmp_path / "ix"
+    build_index(load_documents([SEED]), fake_embedder, target)
+    before = (target / "paragraphs.jsonl").read_text()
+    other = tmp_path / "other.md"
+    other.write_text("# Other\n\nA completely different document about rivers and mountains.\n")
+
+    import faiss
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # as if the user pressed Ctrl-C mid-write
+
+    monkeypatch.setattr(faiss, "write_index", crash)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(load_documents([SEED, other]), fake_embedder, target)
+    assert (target / "paragraphs.jsonl").read_text() == before
+    assert load_index(target, fake_embedder) is not None
+    assert not [p for p in tmp_path.iterdir() if ".building-" in p.name]  # no debris
+
+
+def test_swap_cut_between_renames_is_recovered(tmp_path, fake_embedder):
+    target = tmp_path / "ix"
+    build_index(load_documents([SEED]), fake_embedder, target)
+    target.rename(tmp_path / ".ix.old")  # the state after the first rename of a swap
+    assert len(load_index(target, fake_embedder)) > 0
+
+
+def test_rebuild_reembeds_only_new_paragraphs(tmp_path):
+    embedder = FakeEmbedder()
+    target = tmp_path / "ix"
+    first = build_index(load_documents([SEED]), embedder, target)
+    assert first.manifest["embedded"] == len(first)
+    other = tmp_path / "extra.md"
+    other.write_text("# Extra\n\nOne more paragraph about something else entirely, long enough.\n")
+    embedder.texts_embedded = 0
+    second = build_index(load_documents([SEED, other]), embedder, target)
+    assert embedder.texts_embedded == 1
+    assert second.manifest["reused"] == len(first)
+    assert np.allclose(second.vectors[: len(first)], first.vectors)
+
+
+def test_missing_file_names_the_fix(tmp_path, fake_embedder):
+    target = tmp_path / "ix"
+    build_index(load_documents([SEED]), fake_embedder, target)
+    (target / "vectors.npy").unlink()
+    with pytest.raises(IndexStoreError, match=r"missing vectors.npy.*qa index"):
+        load_index(target, fake_embedder)
+
+
+def test_no_index_at_all(tmp_path, fake_embedder):
+    with pytest.raises(IndexStoreError, match="qa index"):
+        load_index(tmp_path / "nothing", fake_embedder)
+
+
+def test_other_format_version(tmp_path, fake_embedder):
+    target = tmp_path / "ix"
+    build_index(load_documents([SEED]), fake_embedder, target)
+    manifest = json.loads((target / "manifest.json").read_text())
+    manifest["format_version"] = 99
+    (target / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexStoreError, match="format version 99"):
+        load_index(target, fake_embedder)
+
+
+def test_other_embedder(tmp_path, fake_embedder):
+    target = tmp_path / "ix"
+    build_index(load_documents([SEED]), fake_embedder, target)
+
+    class Other(FakeEmbedder):
+        name, sha256 = "other-model", "0" * 64
+
+    with pytest.raises(IndexStoreError, match="built with embedder 'fake-bag-of-words'"):
+        load_index(target, Other())
+
+
+def test_corrupt_files(tmp_path, fake_embedder):
+    target = tmp_path / "ix"
+    build_index(load_documents([SEED]), fake_embedder, target)
+    (target / "paragraphs.jsonl").write_text("{not json\n")
+    with pytest.raises(IndexStoreError, match="corrupt"):
+        load_index(target, fake_embedder)
+    (target / "manifest.json").write_text("garbage")
+    with pytest.raises(IndexStoreError, match="corrupt"):
+        load_index(target, fake_embedder)
+
+
+def test_inconsistent_counts(tmp_path, fake_embedder):
+    target = tmp_path / "ix"
+    build_index(load_documents([SEED]), fake_embedder, target)
+    vectors = np.load(target / "vectors.npy")
+    np.save(target / "vectors.npy", vectors[:3])
+    with pytest.raises(IndexStoreError, match="inconsistent"):
+        load_index(target, fake_embedder)
