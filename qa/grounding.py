@@ -60,7 +60,8 @@ def stem(word: str) -> str:
 
 
 def words(text: str) -> list[str]:
-    return _WORD.findall(text)
+    # "Secretary-General's" is the Secretary-General: drop possessives before matching.
+    return [w[:-2] if w.endswith(("'s", "’s")) else w for w in _WORD.findall(text)]
 
 
 def content_stems(text: str) -> set[str]:
@@ -101,21 +102,62 @@ class Support:
         return 0.0 if self.missing else self.overlap
 
 
-def support(sentence: str, passage: str, question: str = "") -> Support:
-    """How well `passage` supports `sentence`. Words the sentence merely repeats from the
-    question are not claims ("Which nations pushed for X?" -> "France and Mexico pushed for
-    X"), so they do not count against it, unless they are all the sentence has."""
-    passage_stems = content_stems(passage)
+def weighted_share(terms: set[str], found: set[str], idf: dict[str, float] | None) -> float:
+    if not terms:
+        return 1.0
+    weight = (lambda t: idf.get(t, max(idf.values(), default=1.0))) if idf else (lambda t: 1.0)
+    total = sum(weight(t) for t in terms)
+    return sum(weight(t) for t in terms & found) / total if total else 0.0
+
+
+def support(sentence: str, passage: str, question: str = "", idf: dict[str, float] | None = None,
+            window: int = 2, vocabulary: set[str] | None = None) -> Support:
+    """How well `passage` supports `sentence`, judged on its best `window` consecutive sentences
+    (a claim stitched from distant sentences is how small models get names wrong).
+
+    Two shares are computed, each weighted by the words' rarity (idf) when given:
+    * the sentence's own words (what it claims beyond the question);
+    * the words it repeats from the question. These must be found in the same place: an
+      answer that says "Australia and Ghana led the veto initiative" while citing a passage
+      about Australia and Ghana that never mentions the veto is not supported.
+    The support is the smaller of the two. Question words the document never uses ("the
+    cover letter" of a document that never says "letter") cannot be found anywhere, so with
+    `vocabulary` given they are left out of the second share.
+    """
     sentence_stems = content_stems(sentence)
-    claimed = sentence_stems - content_stems(question) or sentence_stems
-    overlap = len(claimed & passage_stems) / len(claimed) if claimed else 0.0
-    passage_lower = passage.lower()
-    passage_words = {w.lower() for w in words(passage)} | {stem(w) for w in words(passage)}
-    missing = tuple(
-        sorted(t for t in key_terms(sentence) if t not in passage_words and stem(t) not in passage_words
-               and t not in passage_lower)
-    )
-    return Support(overlap, missing)
+    question_stems = content_stems(question)
+    echo, own = sentence_stems & question_stems, sentence_stems - question_stems
+    if vocabulary is not None:
+        echo = {t for t in echo if t in vocabulary}
+    terms = key_terms(sentence)
+    sentences = split_sentences(passage) or [passage]
+    best = Support(0.0, tuple(sorted(terms)))
+    for start in range(max(1, len(sentences) - window + 1)):
+        chunk = " ".join(sentences[start:start + window])
+        chunk_stems = content_stems(chunk)
+        overlap = min(weighted_share(own, chunk_stems, idf), weighted_share(echo, chunk_stems, idf))
+        if not sentence_stems:
+            overlap = 0.0
+        chunk_lower = chunk.lower()
+        chunk_words = {w.lower() for w in words(chunk)} | {stem(w) for w in words(chunk)}
+        missing = tuple(sorted(t for t in terms if t not in chunk_words and stem(t) not in chunk_words
+                               and t not in chunk_lower))
+        candidate = Support(overlap, missing)
+        if (candidate.score, -len(missing), overlap) > (best.score, -len(best.missing), best.overlap):
+            best = candidate
+    return best
+
+
+def inverse_document_frequency(texts: list[str]) -> dict[str, float]:
+    """log(N / df) per content stem: rare words weigh more in the support check."""
+    import math
+
+    df: dict[str, int] = {}
+    for text in texts:
+        for term in content_stems(text):
+            df[term] = df.get(term, 0) + 1
+    n = max(len(texts), 1)
+    return {term: math.log(1 + n / count) for term, count in df.items()}
 
 
 def acronyms(text: str) -> set[str]:

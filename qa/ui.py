@@ -71,7 +71,7 @@ def _passage_block(p: Passage, answer_text: str = "", open_: bool = False) -> st
 def format_answer(answer: Answer) -> str:
     """Markdown for one assistant turn: the answer, then its sources under it."""
     if answer.abstained:
-        lines = [f"⚠️ **{NOT_IN_DOCUMENT}**"]
+        lines = [f"⚠ **{NOT_IN_DOCUMENT}**"]
         if answer.reason:
             lines.append(f"<small>Why: {_escape(answer.reason)}. Nothing is cited.</small>")
         if answer.passages:
@@ -83,7 +83,7 @@ def format_answer(answer: Answer) -> str:
     cited_ids = {c.id for c in answer.citations}
     cited = [p for p in answer.passages if p.id in cited_ids]
     others = [p for p in answer.passages if p.id not in cited_ids]
-    lines = [f"✅ {text}", f"**Sources** ({len(cited)})"]
+    lines = [f"✓ {text}", f"**Sources** ({len(cited)})"]
     lines += [_passage_block(p, answer.text, open_=True) for p in cited]
     if others:
         lines.append(f"<details><summary>Other retrieved passages ({len(others)})</summary>\n\n"
@@ -106,7 +106,7 @@ def _history_turns(messages: list[dict]) -> list[dict]:
         if m.get("role") == "user":
             question = content
         elif m.get("role") == "assistant" and question is not None:
-            first = content.split("\n\n", 1)[0].lstrip("✅⚠️ ").replace("**", "")
+            first = content.split("\n\n", 1)[0].lstrip("✓⚠ ").replace("**", "")
             turns.append({"question": question, "answer": first})
             question = None
     return turns
@@ -144,18 +144,18 @@ class ChatApp:
 
     def status(self) -> str:
         if self.loading_error:
-            return f"❌ {self.loading_error}"
+            return f"✗ {self.loading_error}"
         if not self.service.generator_loaded:
-            return ("⏳ Loading the model… The very first start assembles and converts it once "
+            return ("⧗ Loading the model… The very first start assembles and converts it once "
                     "(about a minute); later starts take a few seconds. You can type your question meanwhile.")
-        return "🟢 Ready — answers come only from the indexed documents, with their paragraphs cited."
+        return "● Ready — answers come only from the indexed documents, with their paragraphs cited."
 
     def documents_markdown(self) -> str:
         try:
             sources = self.service.index.manifest.get("sources", [])
         except QAError as error:
-            return f"❌ {_one_line(error)}"
-        rows = [f"- **{_escape(s['name'])}** — {s['paragraphs']} paragraphs" for s in sources]
+            return f"✗ {_one_line(error)}"
+        rows = [f"- **{_escape(s['name'])}** — {s['paragraphs']} paragraph{'s' if s['paragraphs'] != 1 else ''}" for s in sources]
         return "**Indexed documents**\n\n" + "\n".join(rows)
 
     # -- chat
@@ -173,7 +173,7 @@ class ChatApp:
                                {"role": "assistant", "content": "…"}]
         try:
             if not self.service.generator_loaded:
-                messages[-1]["content"] = "⏳ Loading the model first (only once)…"
+                messages[-1]["content"] = "⧗ Loading the model first (only once)…"
                 yield messages, ""
             answerer = self.service.answerer()
             draft = ""
@@ -186,10 +186,10 @@ class ChatApp:
                     messages[-1]["content"] = format_answer(item)
                     yield messages, ""
         except QAError as error:
-            messages[-1]["content"] = f"❌ {_escape(_one_line(error))}"
+            messages[-1]["content"] = f"✗ {_escape(_one_line(error))}"
             yield messages, ""
         except Exception as error:
-            messages[-1]["content"] = f"❌ Something went wrong: {_escape(_one_line(error))}"
+            messages[-1]["content"] = f"✗ Something went wrong: {_escape(_one_line(error))}"
             yield messages, ""
 
     # -- API endpoints (plain JSON in and out)
@@ -265,13 +265,13 @@ class ChatApp:
             except QAError as error:
                 for temp, _ in staged:
                     temp.unlink(missing_ok=True)
-                return f"❌ {_escape(_one_line(error))} — the index is unchanged.", self.documents_markdown()
+                return f"✗ {_escape(_one_line(error))} — the index is unchanged.", self.documents_markdown()
             except Exception as error:
                 for temp, _ in staged:
                     temp.unlink(missing_ok=True)
-                return f"❌ Could not add the documents ({_escape(_one_line(error))}) — the index is unchanged.", self.documents_markdown()
+                return f"✗ Could not add the documents ({_escape(_one_line(error))}) — the index is unchanged.", self.documents_markdown()
         names = ", ".join(_safe_name(p.name) for p in paths)
-        return f"✅ Added {names}. Ask about it in the chat.", self.documents_markdown()
+        return f"✓ Added {names}. Ask about it in the chat.", self.documents_markdown()
 
     # -- evaluation tab
 
@@ -287,7 +287,7 @@ class ChatApp:
             results, summary = evaluate(
                 answerer, items, progress=lambda n, total, r: progress(n / total, desc=f"Question {n}/{total}"))
         except QAError as error:
-            return f"❌ {_escape(_one_line(error))}", None, ""
+            return f"✗ {_escape(_one_line(error))}", None, ""
         folder = write_report(Path(tempfile.mkdtemp(prefix="qa-eval-")), results, summary, "default", path)
         failed = failures(results)
         rows = "\n".join(f"- **{r.item.id}** {why}: {_escape(r.item.question)} → "
@@ -306,7 +306,7 @@ def _safe_name(name: str) -> str:
 def create_app(service) -> gr.Blocks:
     app = ChatApp(service)
     with gr.Blocks(title="Document Q&A") as demo:
-        gr.Markdown("## 📄 Ask the document\nAnswers come only from the indexed documents, "
+        gr.Markdown("## Ask the document\nAnswers come only from the indexed documents, "
                     "each claim cited to its paragraph. If the document does not say, neither does this.")
         status = gr.Markdown(app.status(), elem_classes="qa-status")
         with gr.Tabs():

@@ -156,3 +156,11 @@ def test_prompt_shows_the_most_relevant_sentences(seed_index):
     system = a.generator.seen[-1][0]["content"]
     assert "France and Mexico" in system
     assert system.count("[¶") <= 2 + 1  # the example label in the instructions, plus at most 2 passages
+
+
+def test_answer_mixing_two_paragraphs_is_not_supported_by_either(seed_index):
+    # The question's subject (the veto) is in ¶11, the names in ¶10: neither supports the claim.
+    a = answerer(seed_index, "Australia and Ghana led the initiative on veto restraint [¶10].", min_fallback=0.99)
+    answer = a.ask("Which countries led the initiative on veto restraint?")
+    assert "Australia" not in answer.text
+    assert answer.abstained
