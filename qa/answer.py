@@ -14,7 +14,7 @@ The flow for one question (and optional history of earlier turns):
    sentences no passage supports. If nothing survives, fall back to the top passage's own
    best sentence when it answers the question, else abstain.
 
-No ML imports here: the index and the generator are injected, so tests drive this module
+No ML imports here (numpy only): the index and the generator are injected, so tests drive this module
 with fakes in milliseconds.
 """
 
@@ -24,6 +24,8 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Iterator, Protocol
+
+import numpy as np
 
 from . import grounding
 from .errors import QuestionError
@@ -62,7 +64,7 @@ class AnswerSettings:
     mode: str = "hybrid"
     dense_weight: float = 0.6
     fusion: str = "weighted"
-    max_new_tokens: int = 96
+    max_new_tokens: int = 64  # one or two short sentences; also bounds the slowest answer
     history_turns: int = 2  # earlier turns used for follow-ups
     min_dense: float = 0.25  # below this best cosine, the document has nothing close
     min_support: float = 0.5  # share of a sentence's content words its passage must contain
@@ -156,6 +158,7 @@ class Answerer:
         self.vocabulary = grounding.vocabulary_of(texts)
         self.corpus_text = "\n".join(texts)
         self.idf = grounding.inverse_document_frequency([p.text for p in index.paragraphs])
+        self._sentence_cache: dict[str, tuple[list[str], np.ndarray]] = {}
 
     # ------------------------------------------------------------------ retrieval
 
@@ -195,17 +198,19 @@ class Answerer:
         The small model answers far better from the few sentences that matter than from whole
         paragraphs (it tends to copy the first sentence it sees), and the prompt gets shorter.
         """
-        rows = [(p, i, sentence) for p in passages
-                for i, sentence in enumerate(grounding.split_sentences(grounding.evidence(p.text)))]
+        rows, sentence_vectors = [], []
+        for p in passages:
+            sentences, vectors = self._sentences_of(p)
+            rows += [(p, i, sentence) for i, sentence in enumerate(sentences)]
+            sentence_vectors.append(vectors)
         if not rows:
             return []
         queries = [question]
         turns = normalise_history(history)[-self.settings.history_turns:]
         if turns:
             queries.append(" ".join(t.question for t in turns) + " " + question)
-        vectors = self.index.embedder.encode(queries + [r[2] for r in rows])
-        query_vectors, sentence_vectors = vectors[: len(queries)], vectors[len(queries):]
-        similarity = (sentence_vectors @ query_vectors.T).max(axis=1)
+        query_vectors = self.index.embedder.encode(queries)
+        similarity = (np.concatenate(sentence_vectors) @ query_vectors.T).max(axis=1)
         # Meaning alone misses exact terms ("Code of Conduct", "72nd"); the share of the
         # question's rarer words a sentence contains adds them back.
         wanted = grounding.content_stems(" ".join(queries))
@@ -213,6 +218,17 @@ class Answerer:
                    * grounding.weighted_share(wanted, grounding.content_stems(sentence), self.idf), p, i, sentence)
                   for n, (p, i, sentence) in enumerate(rows)]
         return sorted(scored, key=lambda row: -row[0])
+
+    def _sentences_of(self, passage: Passage):
+        """A paragraph's evidence sentences and their vectors, embedded once and cached."""
+        cached = self._sentence_cache.get(passage.id)
+        if cached is None:
+            sentences = grounding.split_sentences(grounding.evidence(passage.text))
+            vectors = self.index.embedder.encode(sentences) if sentences else np.zeros((0, self.index.embedder.dimension), np.float32)
+            if len(self._sentence_cache) >= 4096:  # bounded: big corpora must not grow it forever
+                self._sentence_cache.pop(next(iter(self._sentence_cache)))
+            cached = self._sentence_cache[passage.id] = (sentences, vectors)
+        return cached
 
     def context(self, ranked: list[tuple[float, Passage, int, str]], passages: list[Passage]) -> list[tuple[Passage, str]]:
         """The passages as the model sees them: the best sentences only, in document order."""
@@ -314,8 +330,8 @@ class Answerer:
         for sentence in _dedupe(grounding.split_sentences(text)):
             cited = [self.resolve(label, passages) for _, _, found in grounding.find_markers(sentence) for label in found]
             claim = grounding.strip_markers(sentence)
-            if len(grounding.content_stems(claim)) == 0:
-                continue  # a bare marker or filler: nothing to support
+            if not grounding.content_stems(claim) - grounding.content_stems(question):
+                continue  # a bare marker, filler, or the question said back: no claim to keep
             scores = {p.id: grounding.support(claim, evidence[p.id], question, self.idf, vocabulary=self.vocabulary).score for p in passages}
             backed = [p for p in cited if p is not None and scores[p.id] >= s.min_support]
             if not backed:
@@ -334,12 +350,16 @@ class Answerer:
         if not any(grounding.support(claim, best, question, self.idf, s.on_target, self.vocabulary).score >= s.min_support
                    for claim, _ in kept):
             return self._fallback(question, passages, ranked, draft, "the draft does not answer the question")
+        if not grounding.gives_expected_answer(" ".join(claim for claim, _ in kept), question):
+            kind = grounding.expected_answer(question)
+            return self._fallback(question, passages, ranked, draft, f"the draft gives no {kind} for the question")
         return self._compose(question, kept, passages, draft, labels,
                              f"{dropped} unsupported sentence(s) removed" if dropped else "")
 
     def _fallback(self, question: str, passages: list[Passage], ranked: list, draft: str, why: str) -> Answer:
         """The passages' best sentence if it is close enough to the question, else abstain."""
-        if ranked and ranked[0][0] >= self.settings.min_fallback:
+        if (ranked and ranked[0][0] >= self.settings.min_fallback
+                and grounding.gives_expected_answer(ranked[0][3], question)):
             similarity, passage, _, sentence = ranked[0]
             return self._compose(question, [(sentence, [passage])], passages, draft,
                                  self.display_labels(passages), f"{why}; quoted the passage instead")

@@ -24,6 +24,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
+
+import Stemmer  # PyStemmer: a small C extension, the same stemmer the BM25 side uses
+
+_STEMMER = Stemmer.Stemmer("english")
 
 STOPWORDS = frozenset(
     """a about above after again against all also am an and any are as at be because been before
@@ -50,13 +55,13 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 
 
 def stem(word: str) -> str:
-    """A crude, fast English stemmer: enough to meet 'calls'/'called', 'States'/'State'."""
-    word = word.lower().strip("'")
-    for suffix in ("ational", "ations", "ation", "ments", "ment", "ings", "ing", "ies", "ied",
-                   "ed", "es", "s", "ly"):
-        if len(word) > len(suffix) + 3 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    return word
+    """Snowball English stem, lower-cased: 'atrocities'/'atrocity', 'calls'/'called' meet."""
+    return _stem_cached(word.lower().strip("'’"))
+
+
+@lru_cache(maxsize=65536)
+def _stem_cached(word: str) -> str:
+    return _STEMMER.stemWord(word)
 
 
 def words(text: str) -> list[str]:
@@ -103,11 +108,49 @@ class Support:
 
 
 def weighted_share(terms: set[str], found: set[str], idf: dict[str, float] | None) -> float:
+    """Share of `terms` present in `found`, each term weighted by its rarity."""
     if not terms:
         return 1.0
-    weight = (lambda t: idf.get(t, max(idf.values(), default=1.0))) if idf else (lambda t: 1.0)
+    # A word the documents never use weighs like a typical word: paraphrase ("dated") is
+    # common, and invented names and numbers are caught by the key-term check instead.
+    typical = getattr(idf, "typical", 1.0)
+    weight = (lambda t: idf.get(t, typical)) if idf else (lambda t: 1.0)
     total = sum(weight(t) for t in terms)
     return sum(weight(t) for t in terms & found) / total if total else 0.0
+
+
+# Words that name the kind of answer asked for, not its subject: "What is the *date* of the
+# letter?" may be answered "11 September 2017" by a passage that never says "date".
+ANSWER_TYPE_WORDS = frozenset(
+    stem(w) for w in """date day days year years month time name names title number numbers position
+    role reason reasons kind kinds type types country countries nation nations person people group
+    groups place city purpose way ways amount total""".split()
+)
+
+_NUMBER_WORDS = re.compile(r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
+                           r"twenty|thirty|forty|fifty|hundred|thousand|million|dozen|first|second|third)\b", re.I)
+
+
+def expected_answer(question: str) -> str | None:
+    """'number' for how many / when questions, 'name' for who / what is the name; else None."""
+    q = question.lower()
+    if re.search(r"\bhow (many|much|long|old)\b|\bwhen\b|\bwhat (year|date|day|month)\b|\bon what date\b|\bwhich year\b", q):
+        return "number"
+    if re.search(r"\bwho(m|se)?\b|\bname of\b|\bwhich (countr|nation|person|people|panelist|speaker|delegat|court|group|organi[sz]ation|state)", q):
+        return "name"
+    return None
+
+
+def gives_expected_answer(text: str, question: str) -> bool:
+    """Does the text contain the kind of thing the question asks for, beyond the question?"""
+    kind = expected_answer(question)
+    if kind is None:
+        return True
+    asked = key_terms(question)
+    new_terms = {t for t in key_terms(text) if t not in asked and stem(t) not in asked}
+    if kind == "number":
+        return any(t[:1].isdigit() for t in new_terms) or bool(_NUMBER_WORDS.search(text))
+    return bool(new_terms)
 
 
 def support(sentence: str, passage: str, question: str = "", idf: dict[str, float] | None = None,
@@ -127,9 +170,13 @@ def support(sentence: str, passage: str, question: str = "", idf: dict[str, floa
     sentence_stems = content_stems(sentence)
     question_stems = content_stems(question)
     echo, own = sentence_stems & question_stems, sentence_stems - question_stems
+    echo -= ANSWER_TYPE_WORDS
     if vocabulary is not None:
         echo = {t for t in echo if t in vocabulary}
-    terms = key_terms(sentence)
+    # Names and numbers the sentence adds must be in the passage; those it repeats from the
+    # question ("Member States") are already part of the question-word share above.
+    asked = key_terms(question) | {stem(t) for t in key_terms(question)}
+    terms = {t for t in key_terms(sentence) if t not in asked and stem(t) not in asked}
     sentences = split_sentences(passage) or [passage]
     best = Support(0.0, tuple(sorted(terms)))
     for start in range(max(1, len(sentences) - window + 1)):
@@ -148,8 +195,14 @@ def support(sentence: str, passage: str, question: str = "", idf: dict[str, floa
     return best
 
 
-def inverse_document_frequency(texts: list[str]) -> dict[str, float]:
-    """log(N / df) per content stem: rare words weigh more in the support check."""
+class Rarity(dict):
+    """Weight per content stem, log(1 + N / df), and the median weight for unseen words."""
+
+    typical: float = 1.0
+
+
+def inverse_document_frequency(texts: list[str]) -> Rarity:
+    """Rare words weigh more in the support check."""
     import math
 
     df: dict[str, int] = {}
@@ -157,7 +210,10 @@ def inverse_document_frequency(texts: list[str]) -> dict[str, float]:
         for term in content_stems(text):
             df[term] = df.get(term, 0) + 1
     n = max(len(texts), 1)
-    return {term: math.log(1 + n / count) for term, count in df.items()}
+    rarity = Rarity({term: math.log(1 + n / count) for term, count in df.items()})
+    if rarity:
+        rarity.typical = sorted(rarity.values())[len(rarity) // 2]
+    return rarity
 
 
 def acronyms(text: str) -> set[str]:

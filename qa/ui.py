@@ -169,28 +169,27 @@ class ChatApp:
             yield messages, ""
             return
         history = _history_turns(messages)
-        messages = messages + [{"role": "user", "content": question},
-                               {"role": "assistant", "content": "…"}]
+        messages = messages + [{"role": "user", "content": question}]
+
+        def show(content: str):
+            # A fresh list and message each time: Gradio diffs what it is given.
+            return messages + [{"role": "assistant", "content": content}], ""
+
         try:
             if not self.service.generator_loaded:
-                messages[-1]["content"] = "⧗ Loading the model first (only once)…"
-                yield messages, ""
+                yield show("⧗ Loading the model first (only once)…")
             answerer = self.service.answerer()
             draft = ""
             for item in answerer.stream(question, history):
                 if isinstance(item, str):
                     draft += item
-                    messages[-1]["content"] = f"<small>drafting, then checking against the document…</small>\n\n{_escape(draft)}"
-                    yield messages, ""
+                    yield show(f"<small>drafting, then checking against the document…</small>\n\n{_escape(draft)}")
                 else:
-                    messages[-1]["content"] = format_answer(item)
-                    yield messages, ""
+                    yield show(format_answer(item))
         except QAError as error:
-            messages[-1]["content"] = f"✗ {_escape(_one_line(error))}"
-            yield messages, ""
+            yield show(f"✗ {_escape(_one_line(error))}")
         except Exception as error:
-            messages[-1]["content"] = f"✗ Something went wrong: {_escape(_one_line(error))}"
-            yield messages, ""
+            yield show(f"✗ Something went wrong: {_escape(_one_line(error))}")
 
     # -- API endpoints (plain JSON in and out)
 
