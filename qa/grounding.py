@@ -132,11 +132,18 @@ _NUMBER_WORDS = re.compile(r"\b(one|two|three|four|five|six|seven|eight|nine|ten
 
 
 def expected_answer(question: str) -> str | None:
-    """'number' for how many / when questions, 'name' for who / what is the name; else None."""
+    """'number' for how many / when questions, 'name' for who / what is the name; else None.
+
+    The first question word decides: "Why ..., when X?" asks why; "According to the chief,
+    who ...?" asks who; a "who" or "when" inside a clause does not count.
+    """
     q = question.lower()
-    if re.search(r"\bhow (many|much|long|old)\b|\bwhen\b|\bwhat (year|date|day|month)\b|\bon what date\b|\bwhich year\b", q):
+    first = re.search(r"\b(who|whom|whose|when|what|which|why|how|where)\b", q)
+    word = first.group(1) if first else ""
+    if word == "when" or re.search(r"\bhow (many|much|long|old)\b|\bwhat (year|date|day|month)\b|\bdate\b|\bdated\b|\bwhich year\b", q):
         return "number"
-    if re.search(r"\bwho(m|se)?\b|\bname of\b|\bwhich (countr|nation|person|people|panelist|speaker|delegat|court|group|organi[sz]ation|state)", q):
+    if word in ("who", "whom", "whose") or re.search(
+            r"\bname of\b|\bwhich (countr|nation|person|people|panelist|speaker|delegat|court|group|organi[sz]ation|state)", q):
         return "name"
     return None
 
