@@ -1,6 +1,10 @@
 # Two commands for a new user: `make run` (set up, index, start the chat) and `make test`.
 # Both are idempotent: a second run only checks that everything is in place.
 PY ?= python3
+# On this project's machines pip finds a local CPU wheel for this pin. Elsewhere, point it at
+# PyTorch's CPU-only package index to avoid a multi-GB CUDA build:
+#   make run TORCH="torch==2.13.0 --index-url <PyTorch CPU wheel index>"
+TORCH ?= torch==2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -21,7 +25,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q $(TORCH)
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
 

@@ -64,7 +64,7 @@ class AnswerSettings:
     mode: str = "hybrid"
     dense_weight: float = 0.6
     fusion: str = "weighted"
-    max_new_tokens: int = 64  # one or two short sentences; also bounds the slowest answer
+    max_new_tokens: int = 56  # one or two short sentences; also bounds the slowest answer
     history_turns: int = 2  # earlier turns used for follow-ups
     min_dense: float = 0.25  # below this best cosine, the document has nothing close
     min_support: float = 0.5  # share of a sentence's content words its passage must contain
@@ -150,6 +150,8 @@ def check_question(question: str) -> str:
 class Answerer:
     """Answers questions about the documents in one index, with one generator."""
 
+    PRE_EMBED_LIMIT = 500  # paragraphs; above it sentences are embedded on first use
+
     def __init__(self, index: ParagraphIndex, generator: GeneratorLike, settings: AnswerSettings | None = None):
         self.index = index
         self.generator = generator
@@ -159,6 +161,16 @@ class Answerer:
         self.corpus_text = "\n".join(texts)
         self.idf = grounding.inverse_document_frequency([p.text for p in index.paragraphs])
         self._sentence_cache: dict[str, tuple[list[str], np.ndarray]] = {}
+        if len(index.paragraphs) <= self.PRE_EMBED_LIMIT:
+            # Small corpora: embed every sentence now, in one batch (about a second for a few
+            # hundred paragraphs), rather than on the first question reaching each paragraph.
+            split = [grounding.split_sentences(grounding.evidence(p.text)) for p in index.paragraphs]
+            flat = [sentence for sentences in split for sentence in sentences]
+            vectors = index.embedder.encode(flat) if flat else np.zeros((0, index.embedder.dimension), np.float32)
+            start = 0
+            for paragraph, sentences in zip(index.paragraphs, split):
+                self._sentence_cache[paragraph.id] = (sentences, vectors[start:start + len(sentences)])
+                start += len(sentences)
 
     # ------------------------------------------------------------------ retrieval
 
@@ -180,7 +192,7 @@ class Answerer:
         ranked = sorted(hits.values(), key=lambda h: -h.score)[:k]
         return [Hit(h.paragraph, h.score, h.dense, h.lexical, rank + 1) for rank, h in enumerate(ranked)]
 
-    def _abstain_before_generating(self, question: str, hits: list[Hit], history) -> str:
+    def _abstain_before_generating(self, question: str, hits: list[Hit]) -> str:
         s = self.settings
         if not hits:
             return "nothing was retrieved"
@@ -200,7 +212,7 @@ class Answerer:
         """
         rows, sentence_vectors = [], []
         for p in passages:
-            sentences, vectors = self._sentences_of(p)
+            sentences, vectors = self._sentences_of(p.id, p.text)
             rows += [(p, i, sentence) for i, sentence in enumerate(sentences)]
             sentence_vectors.append(vectors)
         if not rows:
@@ -219,15 +231,15 @@ class Answerer:
                   for n, (p, i, sentence) in enumerate(rows)]
         return sorted(scored, key=lambda row: -row[0])
 
-    def _sentences_of(self, passage: Passage):
+    def _sentences_of(self, paragraph_id: str, text: str):
         """A paragraph's evidence sentences and their vectors, embedded once and cached."""
-        cached = self._sentence_cache.get(passage.id)
+        cached = self._sentence_cache.get(paragraph_id)
         if cached is None:
-            sentences = grounding.split_sentences(grounding.evidence(passage.text))
+            sentences = grounding.split_sentences(grounding.evidence(text))
             vectors = self.index.embedder.encode(sentences) if sentences else np.zeros((0, self.index.embedder.dimension), np.float32)
             if len(self._sentence_cache) >= 4096:  # bounded: big corpora must not grow it forever
                 self._sentence_cache.pop(next(iter(self._sentence_cache)))
-            cached = self._sentence_cache[passage.id] = (sentences, vectors)
+            cached = self._sentence_cache[paragraph_id] = (sentences, vectors)
         return cached
 
     def context(self, ranked: list[tuple[float, Passage, int, str]], passages: list[Passage]) -> list[tuple[Passage, str]]:
@@ -273,7 +285,7 @@ class Answerer:
         hits = self.retrieve(question, history)
         passages = [Passage.from_hit(h) for h in hits]
         timings = {"retrieve": time.perf_counter() - started}
-        reason = self._abstain_before_generating(question, hits, history)
+        reason = self._abstain_before_generating(question, hits)
         if reason:
             timings["total"] = time.perf_counter() - started
             yield Answer(question, NOT_IN_DOCUMENT, True, [], passages, timings, reason)

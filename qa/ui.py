@@ -133,8 +133,7 @@ class ChatApp:
     def preload(self) -> None:
         def run():
             try:
-                self.service.index  # noqa: B018 - loads the embedder and the index
-                self.service.generator()
+                self.service.answerer()  # loads the embedder, the index and the generator
             except QAError as error:
                 self.loading_error = _one_line(error)
             except Exception as error:  # shown in the page, never a traceback
