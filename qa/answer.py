@@ -192,6 +192,10 @@ class Answerer:
         ranked = sorted(hits.values(), key=lambda h: -h.score)[:k]
         return [Hit(h.paragraph, h.score, h.dense, h.lexical, rank + 1) for rank, h in enumerate(ranked)]
 
+    def retrieve_passages(self, question: str, history=None) -> list[Passage]:
+        """The passages the model would be shown for this question."""
+        return [Passage.from_hit(h) for h in self.retrieve(question, history)]
+
     def _abstain_before_generating(self, question: str, hits: list[Hit]) -> str:
         s = self.settings
         if not hits:

@@ -32,7 +32,7 @@ MAX_UPLOAD_MB = 20
 MAX_HISTORY_MESSAGES = 40  # per browser session: keeps memory bounded in long chats
 EXAMPLES = [
     "Which countries led the initiative on veto restraint?",
-    "Who was on the panel, and what did each panelist stress?",
+    "What did Mr. Dieng say about impunity?",
     "Why did some delegates think formal agenda inclusion was premature?",
     "What is the capital of Australia?",
 ]
