@@ -227,9 +227,6 @@ class Generator:
         # One generation at a time: the model is not re-entrant and 2 cores are already busy.
         self.lock = threading.Lock()
 
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
     def prompt_ids(self, messages: list[dict]):
         return self.tokenizer.apply_chat_template(
             messages, add_generation_prompt=True, return_tensors="pt", return_dict=True

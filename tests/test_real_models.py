@@ -189,3 +189,20 @@ def test_index_loading_rejects_another_embedder(cli_index):
 
     with pytest.raises(IndexStoreError, match="rebuild it with `qa index`"):
         load_index(cli_index, Other())
+
+
+def _can_cut_network() -> bool:
+    import shutil
+
+    return bool(shutil.which("unshare")) and subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not _can_cut_network(), reason="needs `unshare -n` (root) to cut the network")
+def test_answers_with_the_network_cut(cli_index):
+    """Offline for real: a process in a network namespace with no interfaces up."""
+    result = subprocess.run(["unshare", "-n", sys.executable, "-m", "qa.cli", "--index", str(cli_index), "ask",
+                             "Which countries led the initiative on veto restraint?", "--json"],
+                            capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert "Mexico" in answer["answer"] and answer["citations"][0]["label"] == "¶11"
