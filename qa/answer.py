@@ -343,7 +343,12 @@ class Answerer:
         evidence = {p.id: grounding.evidence(p.text) for p in passages}
         kept: list[tuple[str, list[Passage]]] = []
         dropped = 0
-        for sentence in _dedupe(grounding.split_sentences(text)):
+        sentences = _dedupe(grounding.split_sentences(text))
+        if sentences and not _is_complete(sentences[-1]):
+            # The token limit cut the last sentence: drop the stub, or mark the cut if it is
+            # all there is, so a half-sentence never reads as a finished claim.
+            sentences = sentences[:-1] if len(sentences) > 1 else [grounding.strip_markers(sentences[-1]).rstrip(" ,;:") + "…"]
+        for sentence in sentences:
             cited = [self.resolve(label, passages) for _, _, found in grounding.find_markers(sentence) for label in found]
             claim = grounding.strip_markers(sentence)
             if not grounding.content_stems(claim) - grounding.content_stems(question):
@@ -387,12 +392,17 @@ class Answerer:
         for claim, backing in kept:
             markers = "".join(f" [{labels[p.id]}]" for p in backing)
             body = claim.rstrip()
-            end = body[-1] if body and body[-1] in ".!?" else "."
-            body = body.rstrip(".!?")
-            parts.append(f"{body}{markers}{end}")
+            end = body[-1] if body and body[-1] in ".!?…" else "."
+            body = body.rstrip(".!?…")
+            # A cut sentence keeps its ellipsis before the citation: "… the use of the… [¶11]".
+            parts.append(f"{body}…{markers}" if end == "…" else f"{body}{markers}{end}")
             for p in backing:
                 cited.setdefault(p.id, Citation(p.id, p.label, p.document, p.section, p.text))
         return Answer(question, " ".join(parts), False, list(cited.values()), passages, {}, reason, draft)
+
+
+def _is_complete(sentence: str) -> bool:
+    return grounding.strip_markers(sentence).rstrip("\"')] ").endswith((".", "!", "?", "…"))
 
 
 def _dedupe(sentences: list[str]) -> list[str]:
