@@ -345,9 +345,9 @@ class Answerer:
         dropped = 0
         sentences = _dedupe(grounding.split_sentences(text))
         if sentences and not _is_complete(sentences[-1]):
-            # The token limit cut the last sentence: drop the stub, or mark the cut if it is
-            # all there is, so a half-sentence never reads as a finished claim.
-            sentences = sentences[:-1] if len(sentences) > 1 else [grounding.strip_markers(sentences[-1]).rstrip(" ,;:") + "…"]
+            # The token limit cut the last sentence: mark the cut, so a half-sentence never
+            # reads as a finished claim (it is still checked like any other).
+            sentences[-1] = grounding.strip_markers(sentences[-1]).rstrip(" ,;:-") + "…"
         for sentence in sentences:
             cited = [self.resolve(label, passages) for _, _, found in grounding.find_markers(sentence) for label in found]
             claim = grounding.strip_markers(sentence)

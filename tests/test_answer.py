@@ -166,11 +166,9 @@ def test_answer_mixing_two_paragraphs_is_not_supported_by_either(seed_index):
     assert answer.abstained
 
 
-def test_sentence_cut_by_the_token_limit(seed_index):
+def test_sentence_cut_by_the_token_limit_is_marked(seed_index):
     reply = ("France and Mexico led the initiative on veto restraint [¶11]. "
-             "They also supported the Code of Conduct developed by the Accountab")
+             "They led the initiative calling for restraint in the use of the")
     answer = answerer(seed_index, reply).ask("Which countries led the initiative on veto restraint?")
-    assert answer.text == "France and Mexico led the initiative on veto restraint [¶11]."
-    alone = answerer(seed_index, "France and Mexico led the initiative calling for restraint in the use of the")
-    text = alone.ask("Which countries led the initiative on veto restraint?").text
-    assert text.endswith("use of the… [¶11]")
+    assert answer.text.startswith("France and Mexico led the initiative on veto restraint [¶11].")
+    assert answer.text.endswith("use of the… [¶11]")
