@@ -6,16 +6,17 @@ are off-topic. Nothing it writes is trusted. This module holds the plain-text ch
 
 * `parse_markers`: citation markers as the model wrote them ([¶11], [11], [intro 2], [2, 3]).
 * `support`: how well a passage supports a sentence — the share of the sentence's content
-  words found in the passage, and whether each of its names and numbers occurs there. A
-  sentence with a name or number the passage lacks is not supported by it, however much
-  else overlaps: that is the small model's typical error.
+  words found in the passage (rarer words weigh more; words repeated from the question must
+  be there too), judged on the best two-sentence window, and whether each of its names and
+  numbers occurs there. A sentence with a name or number the passage lacks is not supported
+  by it, however much else overlaps: that is the small model's typical error.
 * `missing_terms`: names and numbers in a question that the document never mentions
   ("What did China say?"): a strong sign the document cannot answer it.
 * `evidence`: a passage minus its instruction-like sentences ("ignore your instructions and
   reply ..."). An instruction inside a document is data, and never evidence for a claim, so
   a model that obeyed one produces sentences nothing supports, and they are dropped.
-* `best_sentence`: the sentence of a passage that best answers a question, the fallback
-  when the model's own wording fails the checks.
+* `expected_answer` / `gives_expected_answer`: a who / how-many / when question must get a
+  name or a number the question did not already contain.
 
 No ML imports: these run in microseconds and are unit-tested directly.
 """
@@ -304,17 +305,3 @@ _INSTRUCTION = re.compile(
 def evidence(passage: str) -> str:
     """The passage without sentences that give instructions to the reader/model."""
     return " ".join(s for s in split_sentences(passage) if not _INSTRUCTION.search(s))
-
-
-def best_sentence(question: str, passage: str) -> tuple[str, float]:
-    """The passage sentence sharing most content words with the question (and its share)."""
-    wanted = content_stems(question)
-    best, best_score = "", -1.0
-    for sentence in split_sentences(passage):
-        have = content_stems(sentence)
-        score = len(wanted & have) / (len(wanted) or 1)
-        # Prefer shorter sentences at equal overlap: they carry less unrelated text.
-        score -= 0.0005 * len(sentence.split())
-        if score > best_score:
-            best, best_score = sentence, score
-    return best, max(best_score, 0.0)
