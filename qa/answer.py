@@ -7,15 +7,17 @@ The flow for one question (and optional history of earlier turns):
    on it?" needs the earlier question to know what "it" is).
 2. Abstain before generating when retrieval says the document has nothing: the best passage
    is far from the question, or the question names something the document never mentions.
-3. Prompt the model with the passages in the system turn (quoted as data, never as
-   instructions) and stream its tokens.
+3. Rank the passages' sentences against the question (meaning + rare shared words) and
+   prompt the model with the best few, quoted in the system turn as data, never as
+   instructions; stream its tokens.
 4. Check the draft sentence by sentence (grounding.py): keep a citation only if that passage
    supports the sentence, give uncited sentences the passage that supports them, drop
-   sentences no passage supports. If nothing survives, fall back to the top passage's own
-   best sentence when it answers the question, else abstain.
+   sentences no passage supports; then require what is left to rest on the question's best
+   sentences and to give the kind of answer asked for (a name, a number). If that fails,
+   quote the best-ranked sentence when it matches the question closely, else abstain.
 
-No ML imports here (numpy only): the index and the generator are injected, so tests drive this module
-with fakes in milliseconds.
+No ML imports here (numpy only): the index and the generator are injected, so tests drive
+this module with fakes in milliseconds.
 """
 
 from __future__ import annotations
@@ -164,9 +166,8 @@ class Answerer:
         if len(index.paragraphs) <= self.PRE_EMBED_LIMIT:
             # Small corpora: embed every sentence now, in one batch (about a second for a few
             # hundred paragraphs), rather than on the first question reaching each paragraph.
-            split = [grounding.split_sentences(grounding.evidence(p.text)) for p in index.paragraphs]
-            flat = [sentence for sentences in split for sentence in sentences]
-            vectors = index.embedder.encode(flat) if flat else np.zeros((0, index.embedder.dimension), np.float32)
+            split = [_evidence_sentences(p.text) for p in index.paragraphs]
+            vectors = self._embed([sentence for sentences in split for sentence in sentences])
             start = 0
             for paragraph, sentences in zip(index.paragraphs, split):
                 self._sentence_cache[paragraph.id] = (sentences, vectors[start:start + len(sentences)])
@@ -239,12 +240,17 @@ class Answerer:
         """A paragraph's evidence sentences and their vectors, embedded once and cached."""
         cached = self._sentence_cache.get(paragraph_id)
         if cached is None:
-            sentences = grounding.split_sentences(grounding.evidence(text))
-            vectors = self.index.embedder.encode(sentences) if sentences else np.zeros((0, self.index.embedder.dimension), np.float32)
+            sentences = _evidence_sentences(text)
+            vectors = self._embed(sentences)
             if len(self._sentence_cache) >= 4096:  # bounded: big corpora must not grow it forever
                 self._sentence_cache.pop(next(iter(self._sentence_cache)))
             cached = self._sentence_cache[paragraph_id] = (sentences, vectors)
         return cached
+
+    def _embed(self, sentences: list[str]) -> np.ndarray:
+        if not sentences:
+            return np.zeros((0, self.index.embedder.dimension), np.float32)
+        return self.index.embedder.encode(sentences)
 
     def context(self, ranked: list[tuple[float, Passage, int, str]], passages: list[Passage]) -> list[tuple[Passage, str]]:
         """The passages as the model sees them: the best sentences only, in document order."""
@@ -340,7 +346,7 @@ class Answerer:
         if not text or _REFUSAL_PATTERNS.search(text):
             return self._fallback(question, passages, ranked, draft, "the model found no answer in the passages")
         labels = self.display_labels(passages)
-        evidence = {p.id: grounding.evidence(p.text) for p in passages}
+        evidence = {p.id: " ".join(self._sentences_of(p.id, p.text)[0]) for p in passages}
         kept: list[tuple[str, list[Passage]]] = []
         dropped = 0
         sentences = _dedupe(grounding.split_sentences(text))
@@ -399,6 +405,10 @@ class Answerer:
             for p in backing:
                 cited.setdefault(p.id, Citation(p.id, p.label, p.document, p.section, p.text))
         return Answer(question, " ".join(parts), False, list(cited.values()), passages, {}, reason, draft)
+
+
+def _evidence_sentences(text: str) -> list[str]:
+    return grounding.split_sentences(grounding.evidence(text))
 
 
 def _is_complete(sentence: str) -> bool:

@@ -100,10 +100,11 @@ def read_text(path: Path) -> str:
 
 
 def _decode(path: Path, data: bytes) -> str:
-    if b"\x00" in data[:8192] and data[:2] not in (b"\xff\xfe", b"\xfe\xff"):
-        raise DocumentError(f"{path.name}: looks like a binary file, not text")
     # UTF-16 only with its byte-order mark: any even-length bytes "decode" as UTF-16.
-    encoding = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+    utf16 = data[:2] in (b"\xff\xfe", b"\xfe\xff")
+    if b"\x00" in data[:8192] and not utf16:
+        raise DocumentError(f"{path.name}: looks like a binary file, not text")
+    encoding = "utf-16" if utf16 else "utf-8-sig"
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError:

@@ -421,7 +421,8 @@ def run_cli(args, service) -> int:
     out = args.out or Path("reports") / stamp
     columns = {}
     for name, overrides in configurations.items():
-        answerer = service.answerer(progress=lambda m: print(m, file=sys.stderr), **overrides)
+        answerer = (service.retriever(**overrides) if args.retrieval_only else
+                    service.answerer(progress=lambda m: print(m, file=sys.stderr), **overrides))
         bar = tqdm(total=len(items), desc=f"eval {name}", unit="q", file=sys.stderr)
         results, summary = evaluate(answerer, items, args.retrieval_only,
                                     progress=lambda n, total, r: bar.update(1))

@@ -87,10 +87,10 @@ class Service:
     def add_documents(self, paths: list[Path], progress: Callable[[int, int], None] | None = None) -> ParagraphIndex:
         """Index the current sources plus new files; same-named files replace older copies."""
         new = [Path(p) for p in paths]
-        names = {p.name for p in new}
-        kept = [p for p in self.source_paths() if p.name not in names and p.exists()]
         if not new:
             raise DocumentError("no documents given")
+        names = {p.name for p in new}
+        kept = [p for p in self.source_paths() if p.name not in names and p.exists()]
         return self.build(kept + new, progress)
 
     # ------------------------------------------------------------------ answers
@@ -102,3 +102,8 @@ class Service:
             if settings not in self._answerers:
                 self._answerers[settings] = Answerer(self.index, generator, settings)
             return self._answerers[settings]
+
+    def retriever(self, **overrides) -> Answerer:
+        """An answerer that can retrieve but not generate: no 1 GB model load for retrieval-only work."""
+        settings = replace(self.settings, **overrides) if overrides else self.settings
+        return Answerer(self.index, None, settings)
