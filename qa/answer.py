@@ -13,8 +13,12 @@ The flow for one question (and optional history of earlier turns):
 4. Check the draft sentence by sentence (grounding.py): keep a citation only if that passage
    supports the sentence, give uncited sentences the passage that supports them, drop
    sentences no passage supports; then require what is left to rest on the question's best
-   sentences and to give the kind of answer asked for (a name, a number). If that fails,
-   quote the best-ranked sentence when it matches the question closely, else abstain.
+   sentences and to give the kind of answer asked for (a name, a number).
+5. Prefer the document's words where the model's are weaker: a near-whole rewrite of one
+   sentence becomes that sentence; a draft drawn from a sentence ranked far below the best
+   gives way to the best; a two-part question also gets a second paragraph's best sentence.
+   If the checks fail, quote the best-ranked sentence when it matches the question closely,
+   else abstain. A quoted sentence that points back ("He drew ...") brings its antecedent.
 
 No ML imports here (numpy only): the index and the generator are injected, so tests drive
 this module with fakes in milliseconds.
@@ -70,10 +74,13 @@ class AnswerSettings:
     history_turns: int = 2  # earlier turns used for follow-ups
     min_dense: float = 0.25  # below this best cosine, the document has nothing close
     min_support: float = 0.5  # share of a sentence's content words its passage must contain
-    min_fallback: float = 0.9  # sentence score (similarity + word overlap) a quoted fallback needs
+    min_fallback: float = 0.8  # sentence score (similarity + word overlap) a quoted fallback needs
     max_sentences: int = 5  # sentences of the passages shown to the model
     sentence_lexical_weight: float = 0.5  # weight of question-word overlap in sentence ranking
     on_target: int = 3  # a claim must rest on one of the question's best sentences
+    drift_margin: float = 0.25  # best sentence this far above the draft's own: quote it instead
+    restatement: float = 0.6  # share of a sentence a claim rewrites before the sentence is quoted
+    second_part_margin: float = 0.25  # two-part questions: how far below the best a second source may score
 
 
 @dataclass(frozen=True)
@@ -113,6 +120,7 @@ class Answer:
     timings: dict = field(default_factory=dict)  # seconds: retrieve, first_token, generate, total
     reason: str = ""  # why it abstained or fell back; empty for a plain grounded answer
     draft: str = ""  # what the model wrote before the checks
+    quoted: bool = False  # some of the text is the document's own sentences, not the model's words
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -352,11 +360,12 @@ class Answerer:
         sentences = _dedupe(grounding.split_sentences(text))
         if sentences and not _is_complete(sentences[-1]):
             # The token limit cut the last sentence: mark the cut, so a half-sentence never
-            # reads as a finished claim (it is still checked like any other).
+            # reads as a finished claim (it is still checked like any other, and often holds
+            # the second half of the answer).
             sentences[-1] = grounding.strip_markers(sentences[-1]).rstrip(" ,;:-") + "…"
         for sentence in sentences:
             cited = [self.resolve(label, passages) for _, _, found in grounding.find_markers(sentence) for label in found]
-            claim = grounding.strip_markers(sentence)
+            claim = grounding.strip_markers(sentence).lstrip(":;,.-–— ")  # "[¶2]: He called ..."
             if not grounding.content_stems(claim) - grounding.content_stems(question):
                 continue  # a bare marker, filler, or the question said back: no claim to keep
             scores = {p.id: grounding.support(claim, evidence[p.id], question, self.idf, vocabulary=self.vocabulary).score for p in passages}
@@ -380,15 +389,72 @@ class Answerer:
         if not grounding.gives_expected_answer(" ".join(claim for claim, _ in kept), question):
             kind = grounding.expected_answer(question)
             return self._fallback(question, passages, ranked, draft, f"the draft gives no {kind} for the question")
-        return self._compose(question, kept, passages, draft, labels,
-                             f"{dropped} unsupported sentence(s) removed" if dropped else "")
+        sources = [self._source_of(claim, ranked) for claim, _ in kept]
+        top_score = ranked[0][0]
+        if (all(n != 0 and top_score - ranked[n][0] >= s.drift_margin for n, _ in sources)
+                and grounding.gives_expected_answer(ranked[0][3], question)):
+            # The small model often answers from the first sentence it reads rather than the
+            # one that matches the question: when the draft rests only on evidence ranked far
+            # below the best sentence, the best sentence is the answer.
+            _, passage, _, sentence = ranked[0]
+            kept = self._add_second_part(question, [(self._quote(passage, sentence), [passage])], ranked)
+            return self._compose(question, kept, passages, draft, labels,
+                                 "the draft answered from a weaker sentence; quoted the best one instead")
+        notes = [f"{dropped} unsupported sentence(s) removed"] if dropped else []
+        quoted = []
+        for number, ((claim, backing), (n, coverage)) in enumerate(zip(kept, sources)):
+            if coverage >= s.restatement and n < s.on_target:
+                # A near-whole rewrite of one sentence is where the model drops qualifiers
+                # ("only as a measure of last resort"): the sentence itself says it exactly.
+                _, passage, i, _ = ranked[n]
+                kept[number] = (self._quote(passage, ranked[n][3]), [passage])
+                quoted.append(passage.label)
+        if quoted:
+            notes.append("restated sentence(s) quoted from " + ", ".join(dict.fromkeys(quoted)))
+        kept = list({claim: (claim, backing) for claim, backing in kept}.values())
+        kept = self._add_second_part(question, kept, ranked)
+        return self._compose(question, kept, passages, draft, labels, "; ".join(notes))
+
+    def _add_second_part(self, question: str, kept: list, ranked: list) -> list:
+        """A two-part question ("What did they develop, and what were they invited to do?")
+        usually needs two paragraphs, and the model tends to answer one part. Add the best
+        sentence of another paragraph than the one the answer rests on, if it matches the
+        question nearly as well as the best sentence does."""
+        if not grounding.asks_several_things(question):
+            return kept
+        sources = {n for n, _ in (self._source_of(claim, ranked) for claim, _ in kept) if n < self.settings.on_target}
+        answered = {ranked[n][1].id for n in sources}
+        for n, (score, passage, _, sentence) in enumerate(ranked):
+            if ranked[0][0] - score > self.settings.second_part_margin:
+                break
+            if n not in sources and passage.id not in answered:
+                return kept + [(self._quote(passage, sentence), [passage])]
+        return kept
+
+    def _source_of(self, claim: str, ranked: list) -> tuple[int, float]:
+        """The ranked sentence that best supports a claim, and how much of it the claim restates."""
+        best, best_support = 0, -1.0
+        for n, (_, passage, _, sentence) in enumerate(ranked):
+            score = grounding.support(claim, self._quote(passage, sentence), "", self.idf, 2).score
+            if score > best_support + 1e-9:
+                best, best_support = n, score
+        claim_stems = grounding.content_stems(claim)
+        coverage = grounding.weighted_share(grounding.content_stems(ranked[best][3]), claim_stems, self.idf)
+        return best, coverage
+
+    def _quote(self, passage: Passage, sentence: str) -> "Quote":
+        """A sentence as quoted in an answer: with the sentence before it when it points back
+        ("He drew a direct connection..." needs the one that says who "he" is)."""
+        sentences = self._sentences_of(passage.id, passage.text)[0]
+        return Quote(_in_context(sentences)[sentences.index(sentence)] if sentence in sentences else sentence)
 
     def _fallback(self, question: str, passages: list[Passage], ranked: list, draft: str, why: str) -> Answer:
         """The passages' best sentence if it is close enough to the question, else abstain."""
         if (ranked and ranked[0][0] >= self.settings.min_fallback
                 and grounding.gives_expected_answer(ranked[0][3], question)):
             similarity, passage, _, sentence = ranked[0]
-            return self._compose(question, [(sentence, [passage])], passages, draft,
+            kept = self._add_second_part(question, [(self._quote(passage, sentence), [passage])], ranked)
+            return self._compose(question, kept, passages, draft,
                                  self.display_labels(passages), f"{why}; quoted the passage instead")
         return Answer(question, NOT_IN_DOCUMENT, True, [], passages, {}, why, draft)
 
@@ -397,18 +463,48 @@ class Answerer:
         parts, cited = [], {}
         for claim, backing in kept:
             markers = "".join(f" [{labels[p.id]}]" for p in backing)
-            body = claim.rstrip()
-            end = body[-1] if body and body[-1] in ".!?…" else "."
-            body = body.rstrip(".!?…")
-            # A cut sentence keeps its ellipsis before the citation: "… the use of the… [¶11]".
-            parts.append(f"{body}…{markers}" if end == "…" else f"{body}{markers}{end}")
+            # A quote can be several sentences ("... He drew a direct connection ..."): each
+            # carries its citation, so every sentence of the answer shows where it comes from.
+            for sentence in grounding.split_sentences(claim) or [claim]:
+                body = sentence.rstrip()
+                end = body[-1] if body and body[-1] in ".!?…" else "."
+                body = body.rstrip(".!?…")
+                # A cut sentence keeps its ellipsis before the citation: "… the use of the… [¶11]".
+                parts.append(f"{body}…{markers}" if end == "…" else f"{body}{markers}{end}")
             for p in backing:
                 cited.setdefault(p.id, Citation(p.id, p.label, p.document, p.section, p.text))
-        return Answer(question, " ".join(parts), False, list(cited.values()), passages, {}, reason, draft)
+        quoted = any(isinstance(claim, Quote) for claim, _ in kept)
+        return Answer(question, " ".join(parts), False, list(cited.values()), passages, {}, reason, draft, quoted)
+
+
+class Quote(str):
+    """Text taken verbatim from a document (as opposed to the model's words)."""
 
 
 def _evidence_sentences(text: str) -> list[str]:
     return grounding.split_sentences(grounding.evidence(text))
+
+
+# A sentence that opens by pointing back ("This would permit...", "He drew a direct
+# connection...", "In their view, ...") means little alone: quoted, it brings the one before.
+_POINTS_BACK = re.compile(
+    r"^(?:[^,]{1,120},\s*|in\s+)?(this|these|those|he|she|it|they|his|her|its|their|such)\b", re.I)
+
+
+def _in_context(sentences: list[str]) -> list[str]:
+    """Each sentence, preceded by the nearest earlier one that says who or what it points
+    back to: "Mr. Steiner expressed ... He drew a direct connection ...", with "…" for any
+    sentences skipped between them."""
+    out = []
+    for i, sentence in enumerate(sentences):
+        start = i
+        while start > 0 and _POINTS_BACK.match(sentences[start]):
+            start -= 1
+        if start == i:
+            out.append(sentence)
+        else:
+            out.append(sentences[start] + (" " if start == i - 1 else " … ") + sentence)
+    return out
 
 
 def _is_complete(sentence: str) -> bool:

@@ -288,6 +288,11 @@ def summarise(results: list[Result], retrieval_only: bool = False) -> dict:
     s["alce_citation_precision"] = _mean(r.scores.get("alce_precision") for r in results)
     s["unanswerable_declined"] = _mean(float(bool(r.scores.get("abstained"))) for r in unanswerable)
     s["answerable_declined"] = _mean(float(bool(r.scores.get("abstained"))) for r in answerable)
+    answered = [r.answer for r in results if r.answer is not None and not r.answer.abstained]
+    # Quoting the document is always grounded but long; these two keep that trade-off visible.
+    s["quoted_share"] = _mean(float(a.quoted) for a in answered)
+    s["median_answer_words"] = (statistics.median(len(grounding.strip_markers(a.text).split()) for a in answered)
+                                if answered else float("nan"))
     seconds = [r.scores["seconds"] for r in results if r.scores.get("seconds") is not None]
     firsts = [r.scores["first_token"] for r in results if r.scores.get("first_token") is not None]
     s["median_seconds"] = statistics.median(seconds) if seconds else float("nan")
@@ -323,7 +328,8 @@ _LABELS = {
     "key_fact_accuracy": "Key facts", "token_f1": "Token F1", "cites_gold": "Cites gold",
     "citation_precision": "Citation precision", "alce_citation_recall": "ALCE citation recall",
     "alce_citation_precision": "ALCE citation precision", "unanswerable_declined": "Unanswerable declined",
-    "answerable_declined": "Answerable declined", "median_seconds": "Median s / answer",
+    "answerable_declined": "Answerable declined", "quoted_share": "Answers quoting the document",
+    "median_answer_words": "Median words per answer", "median_seconds": "Median s / answer",
     "p95_seconds": "p95 s / answer", "median_first_token": "Median s to first token",
     "p95_first_token": "p95 s to first token",
 }
@@ -351,7 +357,7 @@ def plot(summary: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [k for k in _LABELS if k in summary and not k.endswith(("seconds", "first_token"))
+    keys = [k for k in _LABELS if k in summary and not k.endswith(("seconds", "first_token", "words"))
             and not math.isnan(summary[k])]
     values = [summary[k] for k in keys]
     fig, ax = plt.subplots(figsize=(8, 0.38 * len(keys) + 1.2))

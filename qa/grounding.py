@@ -52,7 +52,7 @@ _NOT_NAMES = frozenset(
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*[A-Za-z]|[A-Za-z]|\d[\d,./]*\d|\d")
 _MARKER = re.compile(r"\[([^\[\]]{1,40})\]")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[…])")  # "…" opens a quote's later sentence
 
 
 def stem(word: str) -> str:
@@ -149,6 +149,17 @@ def expected_answer(question: str) -> str | None:
     return None
 
 
+_SEVERAL = re.compile(
+    r",?\s+(?:and|or)\s+(?:what|which|who|whom|how|where|when|why)\b"  # "..., and what ...?"
+    r"|\bby\s+(?:the\s+)?[\w-]+(?:\s+[\w-]+)?\s+and\s+by\b"  # "by the panel and by States"
+    r"|\bboth\b", re.IGNORECASE)
+
+
+def asks_several_things(question: str) -> bool:
+    """Does the question ask two things at once (often answered by two paragraphs)?"""
+    return bool(_SEVERAL.search(question))
+
+
 def gives_expected_answer(text: str, question: str) -> bool:
     """Does the text contain the kind of thing the question asks for, beyond the question?"""
     kind = expected_answer(question)
@@ -185,6 +196,12 @@ def support(sentence: str, passage: str, question: str = "", idf: dict[str, floa
     # question ("Member States") are already part of the question-word share above.
     asked = key_terms(question) | {stem(t) for t in key_terms(question)}
     terms = {t for t in key_terms(sentence) if t not in asked and stem(t) not in asked}
+    # The names and numbers the question is about must be there too, even when a short answer
+    # leaves them out: "On 6 September 2017" answers "When does the 72nd Session open?" only
+    # from a passage about the 72nd Session. Names the document never uses cannot be; a
+    # two-part question names things for each part, so there only its numbers count.
+    about = {t for t in key_terms(question) if vocabulary is None or t in vocabulary or stem(t) in vocabulary}
+    terms |= {t for t in about if t[:1].isdigit()} if asks_several_things(question) else about
     sentences = split_sentences(passage) or [passage]
     best = Support(0.0, tuple(sorted(terms)))
     for start in range(max(1, len(sentences) - window + 1)):
@@ -244,8 +261,10 @@ def name_phrases(text: str) -> set[str]:
         for match in _PHRASE.finditer(sentence):
             phrase = match.group(0)
             words_ = phrase.split()
-            if match.start() == 0 and words_[0].lower() in _NOT_NAMES:
-                words_ = words_[1:]  # "What United ..." -> "United ..."
+            if match.start() == 0:
+                # A sentence's first word is capitalised whatever it is: "Besides Member
+                # States ..." names "Member States", "What United ..." names "United ...".
+                words_ = words_[1:]
             while words_ and words_[0].lower() in _NOT_NAMES | STOPWORDS:
                 words_ = words_[1:]
             if len(words_) >= 2:

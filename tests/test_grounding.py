@@ -46,6 +46,8 @@ def test_markers(text, labels):
 def test_sentence_split_keeps_abbreviations():
     assert g.split_sentences("H.E. Mr. Peter Thomson spoke. Then Mr. Dieng spoke.") == [
         "H.E. Mr. Peter Thomson spoke.", "Then Mr. Dieng spoke."]
+    assert g.split_sentences("Mr. Steiner spoke. … He also invited States.") == [
+        "Mr. Steiner spoke.", "… He also invited States."]
 
 
 def test_missing_terms_words_and_phrases():
@@ -55,6 +57,17 @@ def test_missing_terms_words_and_phrases():
     assert g.missing_terms("What did the United States propose?", vocab, corpus) == ["united states"]
     assert g.missing_terms("What did UNDP say?", vocab, corpus) == []  # acronym of a name it uses
     assert g.missing_terms("What did France say?", vocab, corpus) == []
+    # A question's first word is capitalised whatever it is: "Besides" is not part of a name.
+    assert g.missing_terms("Besides Member States, who spoke?", vocab, corpus) == []
+
+
+def test_short_answer_must_come_from_a_passage_about_what_the_question_names():
+    p1 = "The President of the 71st Session convened a dialogue on 6 September 2017."
+    question = "On what date does the 72nd Session open?"
+    vocab = g.vocabulary_of([p1, P10])
+    assert g.support("On 6 September 2017.", p1, question, vocabulary=vocab).score == 0.0  # 72nd is not in it
+    assert g.support("On 6 September 2017.", p1, "On what date did the 71st Session's dialogue take place?",
+                     vocabulary=vocab).score > 0.5
 
 
 @pytest.mark.parametrize("question,kind", [
@@ -73,3 +86,14 @@ def test_gives_expected_answer():
     assert not g.gives_expected_answer("Member States intervened.", "How many Member States intervened?")
     assert not g.gives_expected_answer("The chief is committing crimes.", "Who is committing crimes, says the chief?")
     assert g.gives_expected_answer("Peter Thomson convened it.", "Who convened the dialogue?")
+
+
+@pytest.mark.parametrize("question, several", [
+    ("What did the Special Advisers develop, and what practice were they invited to continue?", True),
+    ("How was the review proposed to help prevention, by the panel and by States?", True),
+    ("Who spoke, and when?", True),
+    ("Which countries led the initiative on veto restraint?", False),
+    ("What did France and Mexico propose?", False),
+])
+def test_asks_several_things(question, several):
+    assert g.asks_several_things(question) is several
