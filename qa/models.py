@@ -111,7 +111,24 @@ class Embedder:
             raise ModelError(f"cannot load the embedder from {self.path}: {error}") from None
         self.dimension = int(self.model.get_embedding_dimension())
 
+    QUERY_CACHE = 256  # recent short texts kept: retrieval and sentence ranking embed the same question
+
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        texts = list(texts)
+        if len(texts) <= 2:
+            # A question is embedded once to retrieve and again to rank sentences (plus once
+            # more with the earlier turns for a follow-up): remember the last few.
+            cache = self.__dict__.setdefault("_recent", {})
+            missing = [t for t in dict.fromkeys(texts) if t not in cache]
+            if missing:
+                for text, vector in zip(missing, self._encode(missing, progress)):
+                    cache[text] = vector
+                while len(cache) > self.QUERY_CACHE:
+                    cache.pop(next(iter(cache)))
+            return np.stack([cache[t] for t in texts]) if texts else self._encode(texts, progress)
+        return self._encode(texts, progress)
+
+    def _encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         vectors = self.model.encode(
             list(texts),
             batch_size=self.batch_size,

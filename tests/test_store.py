@@ -136,3 +136,27 @@ def test_inconsistent_counts(tmp_path, fake_embedder):
     np.save(target / "vectors.npy", vectors[:3])
     with pytest.raises(IndexStoreError, match="inconsistent"):
         load_index(target, fake_embedder)
+
+
+def test_embedder_remembers_recent_questions():
+    # Retrieval and sentence ranking embed the same question: the model should run once.
+    import numpy as np
+
+    from qa.models import Embedder
+
+    class CountingModel:
+        calls = 0
+
+        def encode(self, texts, **_):
+            CountingModel.calls += 1
+            return np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
+
+    embedder = Embedder.__new__(Embedder)  # no weights needed for the cache logic
+    embedder.model, embedder.batch_size, embedder.dimension = CountingModel(), 32, 2
+    first = embedder.encode(["Who led it?"])
+    again = embedder.encode(["Who led it?"])
+    both = embedder.encode(["Who led it?", "And then?"])
+    assert CountingModel.calls == 2  # the repeated question was not embedded again
+    assert np.array_equal(first, again) and both.shape == (2, 2) and both[1][0] == len("And then?")
+    embedder.encode(["a", "b", "c"])  # batches (documents) bypass the cache
+    assert CountingModel.calls == 3 and "a" not in embedder._recent
