@@ -80,6 +80,7 @@ class AnswerSettings:
     on_target: int = 3  # a claim must rest on one of the question's best sentences
     drift_margin: float = 0.25  # best sentence this far above the draft's own: quote it instead
     restatement: float = 0.6  # share of a sentence a claim rewrites before the sentence is quoted
+    full_restatement: float = 0.85  # ... unless it rewrites this much of it: nothing was left out
     second_part_margin: float = 0.25  # two-part questions: how far below the best a second source may score
 
 
@@ -170,6 +171,8 @@ class Answerer:
         self.vocabulary = grounding.vocabulary_of(texts)
         self.corpus_text = "\n".join(texts)
         self.idf = grounding.inverse_document_frequency([p.text for p in index.paragraphs])
+        self.acronyms = grounding.acronym_phrases(self.corpus_text)
+        self._corpus_words = {w.lower() for w in grounding.words(self.corpus_text)}
         self._sentence_cache: dict[str, tuple[list[str], np.ndarray]] = {}
         if len(index.paragraphs) <= self.PRE_EMBED_LIMIT:
             # Small corpora: embed every sentence now, in one batch (about a second for a few
@@ -183,10 +186,22 @@ class Answerer:
 
     # ------------------------------------------------------------------ retrieval
 
+    def expand(self, question: str) -> str:
+        """The question plus what its acronyms stand for, when the documents only spell them
+        out: "What did the head of UNDP ...?" also searches "United Nations Development
+        Programme"."""
+        extra = []
+        if len(question) > 1500:
+            return question  # long texts carry enough words, and must stay under the search limit
+        for token in dict.fromkeys(re.findall(r"\b[A-Z]{2,6}\b", question)):
+            if token.lower() not in self._corpus_words:
+                extra += sorted(self.acronyms.get(token.lower(), ()))[:3]
+        return question + (" (" + "; ".join(extra) + ")" if extra else "")
+
     def retrieve(self, question: str, history=None, k: int | None = None) -> list[Hit]:
         s = self.settings
         k = k or s.k
-        search = lambda text: self.index.search(text, k=max(k, 10), mode=s.mode,
+        search = lambda text: self.index.search(self.expand(text), k=max(k, 10), mode=s.mode,
                                                 dense_weight=s.dense_weight, fusion=s.fusion)
         hits = {h.paragraph.id: h for h in search(question)}
         turns = normalise_history(history)[-s.history_turns:]
@@ -230,10 +245,10 @@ class Answerer:
             sentence_vectors.append(vectors)
         if not rows:
             return []
-        queries = [question]
+        queries = [self.expand(question)]
         turns = normalise_history(history)[-self.settings.history_turns:]
         if turns:
-            queries.append(" ".join(t.question for t in turns) + " " + question)
+            queries.append(self.expand(" ".join(t.question for t in turns) + " " + question))
         query_vectors = self.index.embedder.encode(queries)
         similarity = (np.concatenate(sentence_vectors) @ query_vectors.T).max(axis=1)
         # Meaning alone misses exact terms ("Code of Conduct", "72nd"); the share of the
@@ -383,35 +398,41 @@ class Answerer:
         # A supported claim can still miss the question: the small model often copies a true
         # sentence about something else. Claims must rest on the question's best sentences.
         best = " ".join(row[3] for row in ranked[: s.on_target])
-        if not any(grounding.support(claim, best, question, self.idf, s.on_target, self.vocabulary).score >= s.min_support
+        # (The question's names need not all be in those few sentences: the passage check
+        # above already asked that of each claim's own paragraph.)
+        if not any(grounding.support(claim, best, question, self.idf, s.on_target, self.vocabulary,
+                                     require_subject=False).score >= s.min_support
                    for claim, _ in kept):
             return self._fallback(question, passages, ranked, draft, "the draft does not answer the question")
-        if not grounding.gives_expected_answer(" ".join(claim for claim, _ in kept), question):
-            kind = grounding.expected_answer(question)
-            return self._fallback(question, passages, ranked, draft, f"the draft gives no {kind} for the question")
         sources = [self._source_of(claim, ranked) for claim, _ in kept]
         top_score = ranked[0][0]
+        best_quote = self._quote(ranked[0][1], ranked[0][3])
         if (all(n != 0 and top_score - ranked[n][0] >= s.drift_margin for n, _ in sources)
-                and grounding.gives_expected_answer(ranked[0][3], question)):
+                and grounding.gives_expected_answer(best_quote, question)):
             # The small model often answers from the first sentence it reads rather than the
             # one that matches the question: when the draft rests only on evidence ranked far
             # below the best sentence, the best sentence is the answer.
-            _, passage, _, sentence = ranked[0]
-            kept = self._add_second_part(question, [(self._quote(passage, sentence), [passage])], ranked)
+            kept = self._add_second_part(question, [(best_quote, [ranked[0][1]])], ranked)
             return self._compose(question, kept, passages, draft, labels,
                                  "the draft answered from a weaker sentence; quoted the best one instead")
         notes = [f"{dropped} unsupported sentence(s) removed"] if dropped else []
         quoted = []
         for number, ((claim, backing), (n, coverage)) in enumerate(zip(kept, sources)):
-            if coverage >= s.restatement and n < s.on_target:
-                # A near-whole rewrite of one sentence is where the model drops qualifiers
-                # ("only as a measure of last resort"): the sentence itself says it exactly.
+            partial = coverage < s.full_restatement or _POINTS_BACK.match(claim)
+            if coverage >= s.restatement and partial and n < s.on_target:
+                # A rewrite of most of one sentence is where the model drops qualifiers ("only
+                # as a measure of last resort"): the sentence itself says it exactly, with the
+                # sentence "he" points back to. A rewrite of (nearly) all of it that stands on
+                # its own is kept: it says the same, often with "they" resolved.
                 _, passage, i, _ = ranked[n]
                 kept[number] = (self._quote(passage, ranked[n][3]), [passage])
                 quoted.append(passage.label)
         if quoted:
             notes.append("restated sentence(s) quoted from " + ", ".join(dict.fromkeys(quoted)))
         kept = list({claim: (claim, backing) for claim, backing in kept}.values())
+        if not grounding.gives_expected_answer(" ".join(claim for claim, _ in kept), question):
+            kind = grounding.expected_answer(question)
+            return self._fallback(question, passages, ranked, draft, f"the draft gives no {kind} for the question")
         kept = self._add_second_part(question, kept, ranked)
         return self._compose(question, kept, passages, draft, labels, "; ".join(notes))
 
@@ -450,10 +471,10 @@ class Answerer:
 
     def _fallback(self, question: str, passages: list[Passage], ranked: list, draft: str, why: str) -> Answer:
         """The passages' best sentence if it is close enough to the question, else abstain."""
+        best_quote = self._quote(ranked[0][1], ranked[0][3]) if ranked else ""
         if (ranked and ranked[0][0] >= self.settings.min_fallback
-                and grounding.gives_expected_answer(ranked[0][3], question)):
-            similarity, passage, _, sentence = ranked[0]
-            kept = self._add_second_part(question, [(self._quote(passage, sentence), [passage])], ranked)
+                and grounding.gives_expected_answer(best_quote, question)):
+            kept = self._add_second_part(question, [(best_quote, [ranked[0][1]])], ranked)
             return self._compose(question, kept, passages, draft,
                                  self.display_labels(passages), f"{why}; quoted the passage instead")
         return Answer(question, NOT_IN_DOCUMENT, True, [], passages, {}, why, draft)

@@ -173,7 +173,7 @@ def gives_expected_answer(text: str, question: str) -> bool:
 
 
 def support(sentence: str, passage: str, question: str = "", idf: dict[str, float] | None = None,
-            window: int = 2, vocabulary: set[str] | None = None) -> Support:
+            window: int = 2, vocabulary: set[str] | None = None, require_subject: bool = True) -> Support:
     """How well `passage` supports `sentence`, judged on its best `window` consecutive sentences
     (a claim stitched from distant sentences is how small models get names wrong).
 
@@ -196,12 +196,17 @@ def support(sentence: str, passage: str, question: str = "", idf: dict[str, floa
     # question ("Member States") are already part of the question-word share above.
     asked = key_terms(question) | {stem(t) for t in key_terms(question)}
     terms = {t for t in key_terms(sentence) if t not in asked and stem(t) not in asked}
-    # The names and numbers the question is about must be there too, even when a short answer
-    # leaves them out: "On 6 September 2017" answers "When does the 72nd Session open?" only
-    # from a passage about the 72nd Session. Names the document never uses cannot be; a
-    # two-part question names things for each part, so there only its numbers count.
+    # The names and numbers the question is about must be in the passage too (anywhere in it:
+    # a paragraph names its subject once, then says "they"), even when a short answer leaves
+    # them out: "On 6 September 2017" answers "When does the 72nd Session open?" only from a
+    # passage about the 72nd Session. Names the document never uses cannot be; a two-part
+    # question names things for each part, so there only its numbers count.
     about = {t for t in key_terms(question) if vocabulary is None or t in vocabulary or stem(t) in vocabulary}
-    terms |= {t for t in about if t[:1].isdigit()} if asks_several_things(question) else about
+    about = {t for t in about if t[:1].isdigit()} if asks_several_things(question) else about
+    passage_words = {w.lower() for w in words(passage)} | {stem(w) for w in words(passage)}
+    off_subject = tuple(t for t in about if require_subject and t not in passage_words and stem(t) not in passage_words)
+    if off_subject:
+        return Support(0.0, tuple(sorted(off_subject)))
     sentences = split_sentences(passage) or [passage]
     best = Support(0.0, tuple(sorted(terms)))
     for start in range(max(1, len(sentences) - window + 1)):
@@ -241,14 +246,25 @@ def inverse_document_frequency(texts: list[str]) -> Rarity:
     return rarity
 
 
+def acronym_phrases(text: str) -> dict[str, set[str]]:
+    """Initialisms of the capitalised phrases in a text, and the phrases they stand for:
+    'the Administrator of the United Nations Development Programme' gives 'undp' (and 'un',
+    'nd', ...): every run of two or more capitalised words, connecting words inside allowed."""
+    found: dict[str, set[str]] = {}
+    for phrase in re.findall(r"(?:[A-Z][a-z]+(?:\s+(?:of|on|for|the|and)\s+|\s+)){1,6}[A-Z][a-z]+", text):
+        tokens = phrase.split()
+        capitals = [n for n, w in enumerate(tokens) if w[0].isupper()]
+        for a in range(len(capitals)):
+            for b in range(a + 1, len(capitals)):
+                span = tokens[capitals[a]:capitals[b] + 1]
+                initials = "".join(w[0] for w in span if w[0].isupper()).lower()
+                found.setdefault(initials, set()).add(" ".join(span))
+    return found
+
+
 def acronyms(text: str) -> set[str]:
     """Initialisms of capitalised phrases: 'United Nations Development Programme' -> 'undp'."""
-    found: set[str] = set()
-    for phrase in re.findall(r"(?:[A-Z][a-z]+(?:\s+(?:of|on|for|the|and)\s+|\s+)){1,6}[A-Z][a-z]+", text):
-        capitals = [w[0] for w in phrase.split() if w[0].isupper()]
-        if len(capitals) >= 2:
-            found.add("".join(capitals).lower())
-    return found
+    return set(acronym_phrases(text))
 
 
 _PHRASE = re.compile(r"\b[A-Z][\w'-]*(?:\s+(?:of|the|for|on|and)?\s*[A-Z][\w'-]*)+")

@@ -229,3 +229,26 @@ def test_two_part_question_is_answered_from_two_paragraphs(seed_index):
     one_part = answerer(seed_index, reply, second_part_margin=1.0).ask(
         "What practice of thematic panels were the Special Advisers invited to continue?")
     assert [c.label for c in one_part.citations] == ["¶13"]
+
+
+def test_acronym_the_document_only_spells_out_is_searched_by_its_name(seed_index):
+    a = answerer(seed_index, "unused")
+    assert "United Nations Development Programme" in a.expand("What did the head of UNDP say?")
+    assert a.expand("What did the ACT Group write?") == "What did the ACT Group write?"  # the document says "ACT"
+    assert a.expand("x" * 1600 + " UNDP") == "x" * 1600 + " UNDP"  # long input stays under the search limit
+    hits = a.retrieve("What did the UNDP Administrator invite Member States to provide?")
+    assert hits[0].paragraph.id == DOC + "4"
+
+
+def test_full_rewrite_that_stands_on_its_own_is_kept(seed_index):
+    # The model resolved "They" to "States" and left nothing out: its words stay.
+    reply = "States suggested including national focal points in the preparation of Member States' reports to the Council."
+    answer = answerer(seed_index, reply).ask(
+        "What did States suggest including in the preparation of Member States' reports to the Human Rights Council?")
+    assert answer.text == reply.rstrip(".") + " [¶12]." and not answer.quoted
+
+
+def test_copied_sentence_that_points_back_is_quoted_with_its_antecedent(seed_index):
+    reply = "He called on all Member States to invest in long-term sustainable peace and development in order to address root causes and build resilience."
+    answer = answerer(seed_index, reply).ask("Who called on Member States to invest in long-term sustainable peace and development?")
+    assert "Peter Thomson" in answer.text and answer.text.count("[¶2]") == 2 and answer.quoted

@@ -97,3 +97,9 @@ def test_gives_expected_answer():
 ])
 def test_asks_several_things(question, several):
     assert g.asks_several_things(question) is several
+
+
+def test_acronym_phrases_include_inner_runs():
+    found = g.acronym_phrases("the Administrator of the United Nations Development Programme, Mr. Achim Steiner")
+    assert found["undp"] == {"United Nations Development Programme"}
+    assert found["un"] == {"United Nations"} and found["as"] == {"Achim Steiner"}
