@@ -203,7 +203,7 @@ def support(sentence: str, passage: str, question: str = "", idf: dict[str, floa
     # question names things for each part, so there only its numbers count.
     about = {t for t in key_terms(question) if vocabulary is None or t in vocabulary or stem(t) in vocabulary}
     about = {t for t in about if t[:1].isdigit()} if asks_several_things(question) else about
-    passage_words = {w.lower() for w in words(passage)} | {stem(w) for w in words(passage)}
+    passage_words = {w.lower() for w in words(passage)} | {stem(w) for w in words(passage)} | _acronyms_of(passage)
     off_subject = tuple(t for t in about if require_subject and t not in passage_words and stem(t) not in passage_words)
     if off_subject:
         return Support(0.0, tuple(sorted(off_subject)))
@@ -265,6 +265,11 @@ def acronym_phrases(text: str) -> dict[str, set[str]]:
 def acronyms(text: str) -> set[str]:
     """Initialisms of capitalised phrases: 'United Nations Development Programme' -> 'undp'."""
     return set(acronym_phrases(text))
+
+
+@lru_cache(maxsize=4096)
+def _acronyms_of(passage: str) -> frozenset[str]:
+    return frozenset(acronym_phrases(passage))
 
 
 _PHRASE = re.compile(r"\b[A-Z][\w'-]*(?:\s+(?:of|the|for|on|and)?\s*[A-Z][\w'-]*)+")

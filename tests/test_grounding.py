@@ -103,3 +103,13 @@ def test_acronym_phrases_include_inner_runs():
     found = g.acronym_phrases("the Administrator of the United Nations Development Programme, Mr. Achim Steiner")
     assert found["undp"] == {"United Nations Development Programme"}
     assert found["un"] == {"United Nations"} and found["as"] == {"Achim Steiner"}
+
+
+def test_acronym_in_the_question_is_found_by_its_spelled_out_name():
+    passage = ("The panel included the Administrator of the United Nations Development Programme, Mr. Achim "
+               "Steiner. He invited Member States to provide long-term assistance to States in need.")
+    question = "What did the head of UNDP invite Member States to provide?"
+    vocab = g.vocabulary_of([passage])
+    claim = "The head of UNDP invited Member States to provide long-term assistance to States in need."
+    assert g.support(claim, passage, question, vocabulary=vocab).score >= 0.5
+    assert g.support(claim, "Member States spoke about long-term assistance.", question, vocabulary=vocab).score == 0.0
