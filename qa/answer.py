@@ -172,6 +172,10 @@ class Answerer:
         self.corpus_text = "\n".join(texts)
         self.idf = grounding.inverse_document_frequency([p.text for p in index.paragraphs])
         self.acronyms = grounding.acronym_phrases(self.corpus_text)
+        self._by_label: dict[str, list] = {}
+        for p in index.paragraphs:
+            self._by_label.setdefault(p.label, []).append(p)
+        self._row = {p.id: n for n, p in enumerate(index.paragraphs)}
         self._corpus_words = {w.lower() for w in grounding.words(self.corpus_text)}
         self._sentence_cache: dict[str, tuple[list[str], np.ndarray]] = {}
         if len(index.paragraphs) <= self.PRE_EMBED_LIMIT:
@@ -198,9 +202,24 @@ class Answerer:
                 extra += sorted(self.acronyms.get(token.lower(), ()))[:3]
         return question + (" (" + "; ".join(extra) + ")" if extra else "")
 
+    def referenced(self, question: str) -> list:
+        """Paragraphs the question names by label ("What does paragraph 11 say?", "¶4"),
+        in the order named; only labels the index has count."""
+        found = []
+        for match in _PARAGRAPH_REFERENCE.finditer(question):
+            for number in re.findall(r"\d+", match.group(1)):
+                found += self._by_label.get(f"¶{int(number)}", [])
+        return list({p.id: p for p in found}.values())
+
     def retrieve(self, question: str, history=None, k: int | None = None) -> list[Hit]:
         s = self.settings
         k = k or s.k
+        named = self.referenced(question)
+        if named:
+            # The user pointed at paragraphs: those are the passages, whatever the scores say.
+            query = self.index.embedder.encode([question])[0]
+            return [Hit(p, 1.0, float(self.index.vectors[self._row[p.id]] @ query), 0.0, rank + 1)
+                    for rank, p in enumerate(named[:max(k, 1)])]
         search = lambda text: self.index.search(self.expand(text), k=max(k, 10), mode=s.mode,
                                                 dense_weight=s.dense_weight, fusion=s.fusion)
         hits = {h.paragraph.id: h for h in search(question)}
@@ -225,9 +244,9 @@ class Answerer:
         if not hits:
             return "nothing was retrieved"
         best = max(h.dense for h in hits)
-        if best < s.min_dense and not any(h.lexical > 0 for h in hits[:1]):
+        if best < s.min_dense and not any(h.lexical > 0 for h in hits[:1]) and not self.referenced(question):
             return f"no passage is close to the question (best similarity {best:.2f})"
-        unknown = grounding.missing_terms(question, self.vocabulary, self.corpus_text)
+        unknown = grounding.missing_terms(_PARAGRAPH_REFERENCE.sub(" ", question), self.vocabulary, self.corpus_text)
         if unknown:
             return f"the document never mentions {', '.join(unknown)}"
         return ""
@@ -370,6 +389,7 @@ class Answerer:
             return self._fallback(question, passages, ranked, draft, "the model found no answer in the passages")
         labels = self.display_labels(passages)
         evidence = {p.id: " ".join(self._sentences_of(p.id, p.text)[0]) for p in passages}
+        subject = _PARAGRAPH_REFERENCE.sub(" ", question)  # "¶11" is no name the passage must contain
         kept: list[tuple[str, list[Passage]]] = []
         dropped = 0
         sentences = _dedupe(grounding.split_sentences(text))
@@ -383,7 +403,8 @@ class Answerer:
             claim = grounding.strip_markers(sentence).lstrip(":;,.-–— ")  # "[¶2]: He called ..."
             if not grounding.content_stems(claim) - grounding.content_stems(question):
                 continue  # a bare marker, filler, or the question said back: no claim to keep
-            scores = {p.id: grounding.support(claim, evidence[p.id], question, self.idf, vocabulary=self.vocabulary).score for p in passages}
+            scores = {p.id: grounding.support(claim, evidence[p.id], subject, self.idf, vocabulary=self.vocabulary).score
+                      for p in passages}
             backed = [p for p in cited if p is not None and scores[p.id] >= s.min_support]
             if not backed:
                 best = max(passages, key=lambda p: scores[p.id])
@@ -398,16 +419,19 @@ class Answerer:
         # A supported claim can still miss the question: the small model often copies a true
         # sentence about something else. Claims must rest on the question's best sentences.
         best = " ".join(row[3] for row in ranked[: s.on_target])
+        # "What does ¶11 say?" asks for any of ¶11: every sentence of it is on target. ("What
+        # does ¶4 say about UNDP?" still needs the sentences about UNDP.)
+        named = bool(self.referenced(question)) and not grounding.content_stems(subject) - _OPEN_REQUEST
         # (The question's names need not all be in those few sentences: the passage check
         # above already asked that of each claim's own paragraph.)
-        if not any(grounding.support(claim, best, question, self.idf, s.on_target, self.vocabulary,
+        if not named and not any(grounding.support(claim, best, subject, self.idf, s.on_target, self.vocabulary,
                                      require_subject=False).score >= s.min_support
                    for claim, _ in kept):
             return self._fallback(question, passages, ranked, draft, "the draft does not answer the question")
         sources = [self._source_of(claim, ranked) for claim, _ in kept]
         top_score = ranked[0][0]
         best_quote = self._quote(ranked[0][1], ranked[0][3])
-        if (all(n != 0 and top_score - ranked[n][0] >= s.drift_margin for n, _ in sources)
+        if (not named and all(n != 0 and top_score - ranked[n][0] >= s.drift_margin for n, _ in sources)
                 and grounding.gives_expected_answer(best_quote, question)):
             # The small model often answers from the first sentence it reads rather than the
             # one that matches the question: when the draft rests only on evidence ranked far
@@ -472,8 +496,8 @@ class Answerer:
     def _fallback(self, question: str, passages: list[Passage], ranked: list, draft: str, why: str) -> Answer:
         """The passages' best sentence if it is close enough to the question, else abstain."""
         best_quote = self._quote(ranked[0][1], ranked[0][3]) if ranked else ""
-        if (ranked and ranked[0][0] >= self.settings.min_fallback
-                and grounding.gives_expected_answer(best_quote, question)):
+        close_enough = ranked and (ranked[0][0] >= self.settings.min_fallback or self.referenced(question))
+        if close_enough and grounding.gives_expected_answer(best_quote, question):
             kept = self._add_second_part(question, [(best_quote, [ranked[0][1]])], ranked)
             return self._compose(question, kept, passages, draft,
                                  self.display_labels(passages), f"{why}; quoted the passage instead")
@@ -496,6 +520,16 @@ class Answerer:
                 cited.setdefault(p.id, Citation(p.id, p.label, p.document, p.section, p.text))
         quoted = any(isinstance(claim, Quote) for claim, _ in kept)
         return Answer(question, " ".join(parts), False, list(cited.values()), passages, {}, reason, draft, quoted)
+
+
+# "paragraph 11", "paragraphs 10 and 11", "para. 4", "¶ 7": the numbers after the word.
+_PARAGRAPH_REFERENCE = re.compile(
+    r"(?:¶|\bparagraphs?\b|\bparas?\b\.?)\s*(\d{1,4}(?:\s*(?:,|and|&|-|to)\s*¶?\s*\d{1,4})*)", re.IGNORECASE)
+
+
+_OPEN_REQUEST = frozenset(grounding.stem(w) for w in
+                          "say summarise summarize summary describe explain mean contain discuss state "
+                          "write cover main point points key idea ideas gist".split())
 
 
 class Quote(str):

@@ -252,3 +252,16 @@ def test_copied_sentence_that_points_back_is_quoted_with_its_antecedent(seed_ind
     reply = "He called on all Member States to invest in long-term sustainable peace and development in order to address root causes and build resilience."
     answer = answerer(seed_index, reply).ask("Who called on Member States to invest in long-term sustainable peace and development?")
     assert "Peter Thomson" in answer.text and answer.text.count("[¶2]") == 2 and answer.quoted
+
+
+def test_question_naming_a_paragraph_is_answered_from_it(seed_index):
+    reply = "A number of States expressed support for open thematic debates on atrocity prevention."
+    a = answerer(seed_index, reply)
+    assert [p.label for p in a.retrieve_passages("What does paragraph 11 say?")] == ["¶11"]
+    assert [p.label for p in a.retrieve_passages("Compare paragraphs 10 and ¶12")] == ["¶10", "¶12"]
+    answer = a.ask("What does paragraph 11 say?")
+    assert not answer.abstained and [c.label for c in answer.citations] == ["¶11"]
+    assert "open thematic debates" in answer.text
+    assert not a.ask("Summarise ¶11.").abstained  # "11" is a label, not a number the text must contain
+    # Numbers that are no paragraph of the index fall back to ordinary retrieval.
+    assert a.referenced("What do paragraphs 138 and 139 of the World Summit Outcome say?") == []
