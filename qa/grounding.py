@@ -208,6 +208,7 @@ def support(sentence: str, passage: str, question: str = "", idf: dict[str, floa
     if off_subject:
         return Support(0.0, tuple(sorted(off_subject)))
     sentences = split_sentences(passage) or [passage]
+    spelled_out = _acronyms_of(passage)  # "UNDP" is there when the paragraph spells it out anywhere
     best = Support(0.0, tuple(sorted(terms)))
     for start in range(max(1, len(sentences) - window + 1)):
         chunk = " ".join(sentences[start:start + window])
@@ -218,7 +219,7 @@ def support(sentence: str, passage: str, question: str = "", idf: dict[str, floa
         chunk_lower = chunk.lower()
         chunk_words = {w.lower() for w in words(chunk)} | {stem(w) for w in words(chunk)}
         missing = tuple(sorted(t for t in terms if t not in chunk_words and stem(t) not in chunk_words
-                               and t not in chunk_lower))
+                               and t not in chunk_lower and t not in spelled_out))
         candidate = Support(overlap, missing)
         if (candidate.score, -len(missing), overlap) > (best.score, -len(best.missing), best.overlap):
             best = candidate

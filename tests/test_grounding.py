@@ -113,3 +113,4 @@ def test_acronym_in_the_question_is_found_by_its_spelled_out_name():
     claim = "The head of UNDP invited Member States to provide long-term assistance to States in need."
     assert g.support(claim, passage, question, vocabulary=vocab).score >= 0.5
     assert g.support(claim, "Member States spoke about long-term assistance.", question, vocabulary=vocab).score == 0.0
+    assert g.support(claim, passage).score >= 0.5  # without the question too (the ALCE scores check this way)
