@@ -194,9 +194,9 @@ class Answerer:
         """The question plus what its acronyms stand for, when the documents only spell them
         out: "What did the head of UNDP ...?" also searches "United Nations Development
         Programme"."""
-        extra = []
         if len(question) > 1500:
             return question  # long texts carry enough words, and must stay under the search limit
+        extra = []
         for token in dict.fromkeys(re.findall(r"\b[A-Z]{2,6}\b", question)):
             if token.lower() not in self._corpus_words:
                 extra += sorted(self.acronyms.get(token.lower(), ()))[:3]
@@ -428,7 +428,7 @@ class Answerer:
                                      require_subject=False).score >= s.min_support
                    for claim, _ in kept):
             return self._fallback(question, passages, ranked, draft, "the draft does not answer the question")
-        sources = [self._source_of(claim, ranked) for claim, _ in kept]
+        sources = [self._source_of(claim, ranked, subject) for claim, _ in kept]
         top_score = ranked[0][0]
         best_quote = self._quote(ranked[0][1], ranked[0][3])
         if (not named and all(n != 0 and top_score - ranked[n][0] >= s.drift_margin for n, _ in sources)
@@ -448,7 +448,7 @@ class Answerer:
                 # as a measure of last resort"): the sentence itself says it exactly, with the
                 # sentence "he" points back to. A rewrite of (nearly) all of it that stands on
                 # its own is kept: it says the same, often with "they" resolved.
-                _, passage, i, _ = ranked[n]
+                passage = ranked[n][1]
                 kept[number] = (self._quote(passage, ranked[n][3]), [passage])
                 quoted.append(passage.label)
         if quoted:
@@ -467,7 +467,9 @@ class Answerer:
         question nearly as well as the best sentence does."""
         if not grounding.asks_several_things(question):
             return kept
-        sources = {n for n, _ in (self._source_of(claim, ranked) for claim, _ in kept) if n < self.settings.on_target}
+        subject = _PARAGRAPH_REFERENCE.sub(" ", question)
+        sources = {n for n, _ in (self._source_of(claim, ranked, subject) for claim, _ in kept)
+                   if n < self.settings.on_target}
         answered = {ranked[n][1].id for n in sources}
         for n, (score, passage, _, sentence) in enumerate(ranked):
             if ranked[0][0] - score > self.settings.second_part_margin:
@@ -476,11 +478,13 @@ class Answerer:
                 return kept + [(self._quote(passage, sentence), [passage])]
         return kept
 
-    def _source_of(self, claim: str, ranked: list) -> tuple[int, float]:
-        """The ranked sentence that best supports a claim, and how much of it the claim restates."""
+    def _source_of(self, claim: str, ranked: list, question: str) -> tuple[int, float]:
+        """The ranked sentence that best supports a claim, and how much of it the claim restates.
+        (With the question: names it asked about, like "UNDP", need not recur in the sentence.)"""
         best, best_support = 0, -1.0
         for n, (_, passage, _, sentence) in enumerate(ranked):
-            score = grounding.support(claim, self._quote(passage, sentence), "", self.idf, 2).score
+            score = grounding.support(claim, self._quote(passage, sentence), question, self.idf, 2,
+                                      require_subject=False).score
             if score > best_support + 1e-9:
                 best, best_support = n, score
         claim_stems = grounding.content_stems(claim)

@@ -90,6 +90,8 @@ def format_answer(answer: Answer) -> str:
                      + "\n\n".join(_passage_block(p) for p in others) + "\n\n</details>")
     if answer.reason:
         lines.append(f"<small>Note: {_escape(answer.reason)}.</small>")
+    if answer.quoted and "quoted" not in answer.reason:
+        lines.append("<small>Note: part of this answer is quoted from the document.</small>")
     seconds = answer.timings.get("total")
     if seconds:
         lines.append(f"<small>{seconds:.1f} s</small>")

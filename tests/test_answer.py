@@ -265,3 +265,9 @@ def test_question_naming_a_paragraph_is_answered_from_it(seed_index):
     assert not a.ask("Summarise ¶11.").abstained  # "11" is a label, not a number the text must contain
     # Numbers that are no paragraph of the index fall back to ordinary retrieval.
     assert a.referenced("What do paragraphs 138 and 139 of the World Summit Outcome say?") == []
+
+
+def test_answer_naming_an_acronym_the_document_spells_out_is_kept(seed_index):
+    reply = "The head of UNDP invited Member States to provide long-term assistance to States in need."
+    answer = answerer(seed_index, reply).ask("What did the head of UNDP invite Member States to provide?")
+    assert answer.text == reply.rstrip(".") + " [¶4]." and not answer.quoted

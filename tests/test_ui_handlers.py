@@ -101,3 +101,13 @@ def test_evaluation_tab_bad_testset_is_a_message(app, tmp_path):
 def test_app_builds(app):
     demo = ui.create_app(app.service)
     assert demo.qa_app.service is app.service
+
+
+def test_quoted_answer_says_so():
+    from qa.answer import Answer, Citation
+
+    quoted = Answer("q", "Some delegations argued that force is a last resort [¶11].", False,
+                    [Citation("d#11", "¶11", "d", "", "text")], [], quoted=True)
+    assert "quoted from the document" in ui.format_answer(quoted)
+    own = Answer("q", "France and Mexico led it [¶11].", False, [Citation("d#11", "¶11", "d", "", "text")], [])
+    assert "quoted" not in ui.format_answer(own)
