@@ -83,6 +83,16 @@ def test_streaming_yields_tokens_before_the_answer(real_answerer):
     assert items[-1].timings["first_token"] < items[-1].timings["total"]
 
 
+def test_streamed_answer_is_token_for_token_what_generate_gives(real_answerer, real_generator):
+    # The streaming loop re-implements greedy decoding with the repetition penalty; it must
+    # not drift from transformers' `generate` (the benchmark's baseline).
+    for question in ["Which countries led the initiative on veto restraint?", "How many Member States intervened?"]:
+        messages = real_answerer.messages(question, real_answerer.retrieve_passages(question))
+        streamed = "".join(real_generator.stream(messages, 40))
+        assert streamed.strip() == real_generator.generate_direct(messages, 40).strip()
+    assert "".join(real_generator.stream(messages, 1))  # one token: yielded, no extra step
+
+
 def test_injected_instructions_in_a_document_change_nothing(tmp_path, real_embedder, real_generator):
     from qa.documents import load_documents
     from qa.store import build_index
