@@ -262,35 +262,39 @@ class Generator:
 
         inputs = self.prompt_ids(messages)
         stop = self._stop_tokens()
-        with self.lock, torch.inference_mode():
+        # Inference mode is entered around each step, never held across a `yield`: it is
+        # per-thread state, and the caller's code runs between pieces.
+        with self.lock:
             try:
-                # (logits_to_keep=1: the prompt's other positions would cost 150k logits each.)
-                output = self.model(**inputs, use_cache=True, logits_to_keep=1)
-                cache = output.cache
-                logits = output.logits[0, -1, :].float()
-                penalised = torch.zeros(logits.shape[-1], dtype=torch.bool)
-                penalised[inputs["input_ids"][0]] = True
+                with torch.inference_mode():
+                    # logits_to_keep=1: the prompt's other positions would cost 150k logits each.
+                    output = self.model(**inputs, use_cache=True, logits_to_keep=1)
+                    cache, logits = output.cache, output.logits[0, -1, :].float()
+                    penalised = torch.zeros(logits.shape[-1], dtype=torch.bool)
+                    penalised[inputs["input_ids"][0]] = True
                 generated: list[int] = []
                 shown = ""
                 for step in range(max_new_tokens):
-                    # transformers' RepetitionPenaltyLogitsProcessor: every token already in
-                    # the prompt or the answer, divided (positive) or multiplied (negative).
-                    scores = logits[penalised]
-                    logits[penalised] = torch.where(scores < 0, scores * REPETITION_PENALTY, scores / REPETITION_PENALTY)
-                    token = int(torch.argmax(logits))
+                    with torch.inference_mode():
+                        # transformers' RepetitionPenaltyLogitsProcessor: every token already
+                        # in the prompt or the answer, divided (positive) or multiplied (negative).
+                        scores = logits[penalised]
+                        logits[penalised] = torch.where(scores < 0, scores * REPETITION_PENALTY,
+                                                        scores / REPETITION_PENALTY)
+                        token = int(torch.argmax(logits))
+                        penalised[token] = True
                     if token in stop:
                         break
                     generated.append(token)
-                    penalised[token] = True
                     text = self.tokenizer.decode(generated, skip_special_tokens=True)
                     if len(text) > len(shown) and not text.endswith("\ufffd"):  # not mid-character
                         yield text[len(shown):]
                         shown = text
                     if step + 1 == max_new_tokens:
                         break  # no forward pass for a token that will never be read
-                    output = self.model(input_ids=torch.tensor([[token]]), cache=cache, use_cache=True)
-                    cache = output.cache
-                    logits = output.logits[0, -1, :].float()
+                    with torch.inference_mode():
+                        output = self.model(input_ids=torch.tensor([[token]]), cache=cache, use_cache=True)
+                        cache, logits = output.cache, output.logits[0, -1, :].float()
             except (RuntimeError, ValueError, IndexError) as error:
                 raise ModelError(f"generation failed: {error}") from None
 
