@@ -436,7 +436,7 @@ class Answerer:
             # The small model often answers from the first sentence it reads rather than the
             # one that matches the question: when the draft rests only on evidence ranked far
             # below the best sentence, the best sentence is the answer.
-            kept = self._add_second_part(question, [(best_quote, [ranked[0][1]])], ranked)
+            kept = self._add_second_part(question, [(best_quote, [ranked[0][1]])], ranked, {0})
             return self._compose(question, kept, passages, draft, labels,
                                  "the draft answered from a weaker sentence; quoted the best one instead")
         notes = [f"{dropped} unsupported sentence(s) removed"] if dropped else []
@@ -457,19 +457,18 @@ class Answerer:
         if not grounding.gives_expected_answer(" ".join(claim for claim, _ in kept), question):
             kind = grounding.expected_answer(question)
             return self._fallback(question, passages, ranked, draft, f"the draft gives no {kind} for the question")
-        kept = self._add_second_part(question, kept, ranked)
+        kept = self._add_second_part(question, kept, ranked, {n for n, _ in sources})
         return self._compose(question, kept, passages, draft, labels, "; ".join(notes))
 
-    def _add_second_part(self, question: str, kept: list, ranked: list) -> list:
+    def _add_second_part(self, question: str, kept: list, ranked: list, rows: set[int]) -> list:
         """A two-part question ("What did they develop, and what were they invited to do?")
         usually needs two paragraphs, and the model tends to answer one part. Add the best
-        sentence of another paragraph than the one the answer rests on, if it matches the
-        question nearly as well as the best sentence does."""
+        sentence of another paragraph than the one the answer rests on (`rows`: the ranked
+        sentences its claims came from), if it matches the question nearly as well as the
+        best sentence does."""
         if not grounding.asks_several_things(question):
             return kept
-        subject = _PARAGRAPH_REFERENCE.sub(" ", question)
-        sources = {n for n, _ in (self._source_of(claim, ranked, subject) for claim, _ in kept)
-                   if n < self.settings.on_target}
+        sources = {n for n in rows if n < self.settings.on_target}
         answered = {ranked[n][1].id for n in sources}
         for n, (score, passage, _, sentence) in enumerate(ranked):
             if ranked[0][0] - score > self.settings.second_part_margin:
@@ -502,7 +501,7 @@ class Answerer:
         best_quote = self._quote(ranked[0][1], ranked[0][3]) if ranked else ""
         close_enough = ranked and (ranked[0][0] >= self.settings.min_fallback or self.referenced(question))
         if close_enough and grounding.gives_expected_answer(best_quote, question):
-            kept = self._add_second_part(question, [(best_quote, [ranked[0][1]])], ranked)
+            kept = self._add_second_part(question, [(best_quote, [ranked[0][1]])], ranked, {0})
             return self._compose(question, kept, passages, draft,
                                  self.display_labels(passages), f"{why}; quoted the passage instead")
         return Answer(question, NOT_IN_DOCUMENT, True, [], passages, {}, why, draft)

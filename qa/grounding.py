@@ -203,10 +203,11 @@ def support(sentence: str, passage: str, question: str = "", idf: dict[str, floa
     # question names things for each part, so there only its numbers count.
     about = {t for t in key_terms(question) if vocabulary is None or t in vocabulary or stem(t) in vocabulary}
     about = {t for t in about if t[:1].isdigit()} if asks_several_things(question) else about
-    passage_words = {w.lower() for w in words(passage)} | {stem(w) for w in words(passage)} | _acronyms_of(passage)
-    off_subject = tuple(t for t in about if require_subject and t not in passage_words and stem(t) not in passage_words)
-    if off_subject:
-        return Support(0.0, tuple(sorted(off_subject)))
+    if require_subject and about:
+        passage_words = {w.lower() for w in words(passage)} | {stem(w) for w in words(passage)} | _acronyms_of(passage)
+        off_subject = tuple(t for t in about if t not in passage_words and stem(t) not in passage_words)
+        if off_subject:
+            return Support(0.0, tuple(sorted(off_subject)))
     sentences = split_sentences(passage) or [passage]
     spelled_out = _acronyms_of(passage)  # "UNDP" is there when the paragraph spells it out anywhere
     best = Support(0.0, tuple(sorted(terms)))

@@ -111,6 +111,7 @@ class Embedder:
         except Exception as error:  # any loader failure is a bad model folder to the user
             raise ModelError(f"cannot load the embedder from {self.path}: {error}") from None
         self.dimension = int(self.model.get_embedding_dimension())
+        self._recent: dict[str, np.ndarray] = {}  # question -> vector, see encode
 
     QUERY_CACHE = 256  # recent short texts kept: retrieval and sentence ranking embed the same question
 
@@ -119,7 +120,7 @@ class Embedder:
         if len(texts) <= 2:
             # A question is embedded once to retrieve and again to rank sentences (plus once
             # more with the earlier turns for a follow-up): remember the last few.
-            cache = self.__dict__.setdefault("_recent", {})
+            cache = self._recent
             missing = [t for t in dict.fromkeys(texts) if t not in cache]
             if missing:
                 for text, vector in zip(missing, self._encode(missing, progress)):

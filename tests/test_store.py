@@ -152,7 +152,7 @@ def test_embedder_remembers_recent_questions():
             return np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
 
     embedder = Embedder.__new__(Embedder)  # no weights needed for the cache logic
-    embedder.model, embedder.batch_size, embedder.dimension = CountingModel(), 32, 2
+    embedder.model, embedder.batch_size, embedder.dimension, embedder._recent = CountingModel(), 32, 2, {}
     first = embedder.encode(["Who led it?"])
     again = embedder.encode(["Who led it?"])
     both = embedder.encode(["Who led it?", "And then?"])
