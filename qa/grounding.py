@@ -83,8 +83,9 @@ def key_terms(text: str) -> set[str]:
             lower = token.lower()
             if token[0].isdigit():
                 terms.add(token.strip(".,"))
-            elif token[0].isupper() and lower not in _NOT_NAMES and lower not in STOPWORDS:
-                if position > 0 or token.isupper() and len(token) > 1:
+            elif len(token) > 1 and token[0].isupper() and lower not in _NOT_NAMES and lower not in STOPWORDS:
+                # (Single letters are initials and abbreviation pieces: "H.E." is no name "E".)
+                if position > 0 or token.isupper():
                     terms.add(lower)
     return terms
 

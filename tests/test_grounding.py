@@ -86,6 +86,9 @@ def test_gives_expected_answer():
     assert not g.gives_expected_answer("Member States intervened.", "How many Member States intervened?")
     assert not g.gives_expected_answer("The chief is committing crimes.", "Who is committing crimes, says the chief?")
     assert g.gives_expected_answer("Peter Thomson convened it.", "Who convened the dialogue?")
+    # "H.E." and "U.N." are abbreviations, not the name a "who" question asks for.
+    assert not g.gives_expected_answer("H.E. Mr. Peter Thomson noted it.", "Who succeeded Peter Thomson?")
+    assert g.key_terms("Remarks by H.E. Mr. Peter Thomson at the U.N.") == {"peter", "thomson"}
 
 
 @pytest.mark.parametrize("question, several", [
