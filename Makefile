@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
-$(INDEX): $(STAMP) $(wildcard corpus/*)
+$(INDEX): $(STAMP) $(wildcard corpus/*) qa/documents.py
 	$(BIN)/qa index
 
 index: install

@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Iterator, Protocol
 
 import numpy as np
@@ -81,6 +82,7 @@ class AnswerSettings:
     drift_margin: float = 0.25  # best sentence this far above the draft's own: quote it instead
     restatement: float = 0.6  # share of a sentence a claim rewrites before the sentence is quoted
     full_restatement: float = 0.85  # ... unless it rewrites this much of it: nothing was left out
+    short_sentence: int = 16  # words; a claim restating half of a sentence this short quotes it
     second_part_margin: float = 0.25  # two-part questions: how far below the best a second source may score
 
 
@@ -272,11 +274,23 @@ class Answerer:
         similarity = (np.concatenate(sentence_vectors) @ query_vectors.T).max(axis=1)
         # Meaning alone misses exact terms ("Code of Conduct", "72nd"); the share of the
         # question's rarer words a sentence contains adds them back.
-        wanted = grounding.content_stems(" ".join(queries))
-        scored = [(float(similarity[n]) + self.settings.sentence_lexical_weight
-                   * grounding.weighted_share(wanted, grounding.content_stems(sentence), self.idf), p, i, sentence)
+        # For a follow-up, the words of the question alone count as much as those of the
+        # conversation, as with meaning above: "Why did some delegates object?" is about
+        # delegates objecting, not about the earlier question's formal agenda.
+        wanted = [grounding.content_stems(query) for query in queries]
+        # A sentence's heading is part of what it is about ("Letter recipients"), as it is
+        # for the paragraph in the index.
+        def lexical(sentence: str, heading: str) -> float:
+            stems = grounding.content_stems(sentence) | self._stems_of(heading)
+            return max(grounding.weighted_share(terms, stems, self.idf) for terms in wanted)
+        scored = [(float(similarity[n]) + self.settings.sentence_lexical_weight * lexical(sentence, p.section), p, i, sentence)
                   for n, (p, i, sentence) in enumerate(rows)]
         return sorted(scored, key=lambda row: -row[0])
+
+    @staticmethod
+    @lru_cache(maxsize=1024)
+    def _stems_of(heading: str) -> frozenset[str]:
+        return frozenset(grounding.content_stems(heading))
 
     def _sentences_of(self, paragraph_id: str, text: str):
         """A paragraph's evidence sentences and their vectors, embedded once and cached."""
@@ -352,7 +366,7 @@ class Answerer:
             draft_parts.append(piece)
             yield piece
         timings["generate"] = time.perf_counter() - generation_started
-        answer = self.check(question, "".join(draft_parts), passages, ranked)
+        answer = self.check(question, "".join(draft_parts), passages, ranked, history)
         timings["total"] = time.perf_counter() - started
         answer.timings = timings
         yield answer
@@ -377,11 +391,12 @@ class Answerer:
                 return p
         return None
 
-    def check(self, question: str, draft: str, passages: list[Passage], ranked: list | None = None) -> Answer:
+    def check(self, question: str, draft: str, passages: list[Passage], ranked: list | None = None,
+              history=None) -> Answer:
         """Turn a raw draft into an answer whose every citation is backed by its passage."""
         s = self.settings
         if ranked is None:
-            ranked = self.rank_sentences(question, passages)
+            ranked = self.rank_sentences(question, passages, history)
         text = draft.strip()
         if text.upper().startswith(MODEL_REFUSAL):
             text = text[len(MODEL_REFUSAL):].strip(" .:\n")  # it sometimes refuses, then answers
@@ -403,13 +418,19 @@ class Answerer:
             claim = grounding.strip_markers(sentence).lstrip(":;,.-–— ")  # "[¶2]: He called ..."
             if not grounding.content_stems(claim) - grounding.content_stems(question):
                 continue  # a bare marker, filler, or the question said back: no claim to keep
-            scores = {p.id: grounding.support(claim, evidence[p.id], subject, self.idf, vocabulary=self.vocabulary).score
+            scores = {p.id: grounding.support(claim, evidence[p.id], subject, self.idf, vocabulary=self.vocabulary,
+                                              heading=p.section).score
                       for p in passages}
+            for p in passages:
+                if scores[p.id] >= s.min_support and grounding.misattributed(claim, evidence[p.id], subject):
+                    scores[p.id] = 0.0  # right words, wrong list item: "Feltman was the Special Adviser ..."
             backed = [p for p in cited if p is not None and scores[p.id] >= s.min_support]
             if not backed:
                 best = max(passages, key=lambda p: scores[p.id])
                 if scores[best.id] >= s.min_support:
                     backed = [best]
+            if not backed:
+                backed = self._backed_part_by_part(sentence, passages, evidence, subject)
             if not backed:
                 dropped += 1
                 continue
@@ -418,15 +439,26 @@ class Answerer:
             return self._fallback(question, passages, ranked, draft, "no sentence of the draft is supported by the passages")
         # A supported claim can still miss the question: the small model often copies a true
         # sentence about something else. Claims must rest on the question's best sentences.
-        best = " ".join(row[3] for row in ranked[: s.on_target])
+        targets = ranked[: s.on_target]
+        if normalise_history(history):
+            # A follow-up reads two ways: with the conversation ("... formal agenda? Why did
+            # some delegates object to that?") and alone. The sentence that best matches it
+            # alone ("some delegates questioned ...") is on target too.
+            alone = self.rank_sentences(question, passages)[:1]
+            targets = targets + [row for row in alone if all(row[3] != t[3] for t in targets)]
+        best = " ".join(row[3] for row in targets)
+        top_ids = {row[1].id for row in targets}
+        # A claim's own paragraph's heading counts ("Letter recipients" says whose address
+        # block it is); other headings ("Interactive Dialogue") would excuse any claim.
+        headings = lambda backing: " ".join(p.section for p in backing if p.id in top_ids)
         # "What does ¶11 say?" asks for any of ¶11: every sentence of it is on target. ("What
         # does ¶4 say about UNDP?" still needs the sentences about UNDP.)
         named = bool(self.referenced(question)) and not grounding.content_stems(subject) - _OPEN_REQUEST
         # (The question's names need not all be in those few sentences: the passage check
         # above already asked that of each claim's own paragraph.)
         if not named and not any(grounding.support(claim, best, subject, self.idf, s.on_target, self.vocabulary,
-                                     require_subject=False).score >= s.min_support
-                   for claim, _ in kept):
+                                     require_subject=False, heading=headings(backing)).score >= s.min_support
+                   for claim, backing in kept):
             return self._fallback(question, passages, ranked, draft, "the draft does not answer the question")
         sources = [self._source_of(claim, ranked, subject) for claim, _ in kept]
         top_score = ranked[0][0]
@@ -443,7 +475,10 @@ class Answerer:
         quoted = []
         for number, ((claim, backing), (n, coverage)) in enumerate(zip(kept, sources)):
             partial = coverage < s.full_restatement or _POINTS_BACK.match(claim)
-            if coverage >= s.restatement and partial and n < s.on_target:
+            # A short sentence (an address, a title) costs little to quote in full, and a
+            # claim that keeps only part of it is a partial answer: there, half is enough.
+            needed = s.restatement / 2 if len(ranked[n][3].split()) <= s.short_sentence else s.restatement
+            if coverage >= needed and partial and n < s.on_target:
                 # A rewrite of most of one sentence is where the model drops qualifiers ("only
                 # as a measure of last resort"): the sentence itself says it exactly, with the
                 # sentence "he" points back to. A rewrite of (nearly) all of it that stands on
@@ -459,6 +494,23 @@ class Answerer:
             return self._fallback(question, passages, ranked, draft, f"the draft gives no {kind} for the question")
         kept = self._add_second_part(question, kept, ranked, {n for n, _ in sources})
         return self._compose(question, kept, passages, draft, labels, "; ".join(notes))
+
+    def _backed_part_by_part(self, sentence: str, passages: list[Passage], evidence: dict, subject: str) -> list[Passage]:
+        """A sentence that cites two paragraphs for its two halves ("[¶10] Australia and Ghana
+        led one, while [¶11] France and Mexico led the other") is supported by neither alone:
+        it is kept when each half is supported by the paragraph it cites. Returns the
+        paragraphs, or [] if any half fails."""
+        backed = []
+        for text, labels in grounding.cited_parts(sentence):
+            if not grounding.content_stems(text) - grounding.content_stems(subject):
+                continue
+            cited = [p for p in (self.resolve(label, passages) for label in labels) if p is not None]
+            holding = [p for p in cited if grounding.support(text, evidence[p.id], subject, self.idf, vocabulary=self.vocabulary,
+                                                             heading=p.section).score >= self.settings.min_support]
+            if not holding:
+                return []
+            backed += holding
+        return backed if len({p.id for p in backed}) > 1 else []
 
     def _add_second_part(self, question: str, kept: list, ranked: list, rows: set[int]) -> list:
         """A two-part question ("What did they develop, and what were they invited to do?")
@@ -483,7 +535,7 @@ class Answerer:
         best, best_support = 0, -1.0
         for n, (_, passage, _, sentence) in enumerate(ranked):
             score = grounding.support(claim, self._quote(passage, sentence), question, self.idf, 2,
-                                      require_subject=False).score
+                                      require_subject=False, heading=passage.section).score
             if score > best_support + 1e-9:
                 best, best_support = n, score
         claim_stems = grounding.content_stems(claim)

@@ -12,6 +12,10 @@ The rules, in the order they apply:
 * A block that starts in lower case continues the paragraph before it: a page break cut it.
 * Very short blocks that are not headings (a date, "Excellency,", a name) are joined to the
   paragraph that follows them, so they do not become one-line "paragraphs" of their own.
+* A letter's sign-off is the exception: after the complimentary close ("Yours sincerely,",
+  "... the assurances of my highest consideration."), the signer's name belongs to the
+  signature before it, and the address block after the name (lines without a full stop) is
+  a paragraph of its own, in a section named "Letter recipients".
 
 Ids are "<document id>#<label>" — the same on every rebuild from the same file, and unique
 across documents because the document id is derived from the file name (with a short hash of
@@ -38,6 +42,13 @@ _MD_HEADING = re.compile(r"^\s*#{1,6}\s+")
 _BOLD_LINE = re.compile(r"^\s*(\*\*|__)(.+?)(\*\*|__)\s*$", re.S)
 _TERMINAL = ".!?:;,"
 _FRAGMENT_WORDS = 6  # blocks shorter than this (not headings) are joined to the next one
+_CLOSING = re.compile(
+    r"^(?:yours\s+(?:sincerely|faithfully|truly|respectfully)|sincerely(?:\s+yours)?|respectfully(?:\s+yours)?"
+    r"|(?:with\s+)?(?:best|kind|warm|warmest)\s+regards|regards)\s*,?$"
+    r"|assurances?\s+of\s+my\s+(?:highest|high|most\s+distinguished)\s+consideration",
+    re.IGNORECASE)
+RECIPIENTS_SECTION = "Letter recipients"
+_ADDRESS_WORDS = 40  # an address block is short; a longer block is body text
 
 
 @dataclass(frozen=True)
@@ -183,6 +194,33 @@ def _looks_like_heading(block: _Block, next_block: _Block | None) -> bool:
     )
 
 
+def _mark_sign_off(blocks: list[_Block]) -> None:
+    """Mark a letter's signer ("signature") and address block ("recipients").
+
+    After a complimentary close come signature lines, the signer's name (a short fragment)
+    and, in UN-style letters, the recipients' address block. Without this the name would
+    be joined to the address block that follows it, and "To whom is the letter addressed?"
+    would have no paragraph that says so."""
+    for i, block in enumerate(blocks):
+        if block.kind == "heading" or block.number is not None or not _CLOSING.search(_flat(block.text)):
+            continue
+        end = i + 1
+        while end < len(blocks) and blocks[end].kind != "heading" and blocks[end].number is None:
+            end += 1
+        sign_off = blocks[i + 1:end]
+        names = [n for n, b in enumerate(sign_off) if b.kind == "fragment"]
+        if not names:
+            continue
+        for b in sign_off[:names[0] + 1]:
+            if b.kind == "fragment":
+                b.kind = "signature"
+        for b in sign_off[names[0] + 1:]:
+            flat = _flat(b.text)
+            if flat[-1] in ".!?" or len(flat.split()) > _ADDRESS_WORDS:
+                break  # a sentence: the letter goes on, this is no address
+            b.kind = "recipients"
+
+
 def _heading_text(text: str) -> str:
     text = _MD_HEADING.sub("", text)
     match = _BOLD_LINE.match(text)
@@ -205,6 +243,8 @@ def split_paragraphs(text: str, document: str, doc_id: str) -> list[Paragraph]:
         elif len(_flat(block.text).split()) < _FRAGMENT_WORDS:
             block.kind = "fragment"
 
+    _mark_sign_off(blocks)
+
     # Fragments right before a heading belong to the heading run (e.g. a place and date line
     # under a title); others are joined to the paragraph that follows them.
     for i in range(len(blocks) - 2, -1, -1):
@@ -224,6 +264,17 @@ def split_paragraphs(text: str, document: str, doc_id: str) -> list[Paragraph]:
             section = _heading_text(block.text)
             continue
         flat = _flat(block.text)
+        if block.kind == "signature" and merged and not pending:
+            merged[-1].text = merged[-1].text + " " + flat  # the signer's name closes the letter
+            continue
+        if block.kind == "recipients":
+            if pending:
+                merged.append(_Block(" ".join(pending)))
+                sections.append(section)
+                pending = []
+            merged.append(_Block(flat))
+            sections.append(RECIPIENTS_SECTION)
+            continue
         starts_lower = flat[:1].islower()
         if block.kind == "body" and block.number is None and starts_lower and merged and not pending:
             merged[-1].text = merged[-1].text + " " + flat  # the page break cut this paragraph

@@ -174,7 +174,8 @@ def gives_expected_answer(text: str, question: str) -> bool:
 
 
 def support(sentence: str, passage: str, question: str = "", idf: dict[str, float] | None = None,
-            window: int = 2, vocabulary: set[str] | None = None, require_subject: bool = True) -> Support:
+            window: int = 2, vocabulary: set[str] | None = None, require_subject: bool = True,
+            heading: str = "") -> Support:
     """How well `passage` supports `sentence`, judged on its best `window` consecutive sentences
     (a claim stitched from distant sentences is how small models get names wrong).
 
@@ -186,6 +187,8 @@ def support(sentence: str, passage: str, question: str = "", idf: dict[str, floa
     The support is the smaller of the two. Question words the document never uses ("the
     cover letter" of a document that never says "letter") cannot be found anywhere, so with
     `vocabulary` given they are left out of the second share.
+    The passage's `heading` ("Letter recipients") counts as part of every window: it says
+    what the whole passage is about.
     """
     sentence_stems = content_stems(sentence)
     question_stems = content_stems(question)
@@ -204,8 +207,11 @@ def support(sentence: str, passage: str, question: str = "", idf: dict[str, floa
     # question names things for each part, so there only its numbers count.
     about = {t for t in key_terms(question) if vocabulary is None or t in vocabulary or stem(t) in vocabulary}
     about = {t for t in about if t[:1].isdigit()} if asks_several_things(question) else about
+    heading_stems = content_stems(heading)
+    heading_words = {w.lower() for w in words(heading)} | heading_stems
     if require_subject and about:
-        passage_words = {w.lower() for w in words(passage)} | {stem(w) for w in words(passage)} | _acronyms_of(passage)
+        passage_words = ({w.lower() for w in words(passage)} | {stem(w) for w in words(passage)}
+                         | _acronyms_of(passage) | heading_words)
         off_subject = tuple(t for t in about if t not in passage_words and stem(t) not in passage_words)
         if off_subject:
             return Support(0.0, tuple(sorted(off_subject)))
@@ -214,18 +220,45 @@ def support(sentence: str, passage: str, question: str = "", idf: dict[str, floa
     best = Support(0.0, tuple(sorted(terms)))
     for start in range(max(1, len(sentences) - window + 1)):
         chunk = " ".join(sentences[start:start + window])
-        chunk_stems = content_stems(chunk)
+        chunk_stems = content_stems(chunk) | heading_stems
         overlap = min(weighted_share(own, chunk_stems, idf), weighted_share(echo, chunk_stems, idf))
         if not sentence_stems:
             overlap = 0.0
         chunk_lower = chunk.lower()
-        chunk_words = {w.lower() for w in words(chunk)} | {stem(w) for w in words(chunk)}
+        chunk_words = {w.lower() for w in words(chunk)} | {stem(w) for w in words(chunk)} | heading_words
         missing = tuple(sorted(t for t in terms if t not in chunk_words and stem(t) not in chunk_words
                                and t not in chunk_lower and t not in spelled_out))
         candidate = Support(overlap, missing)
         if (candidate.score, -len(missing), overlap) > (best.score, -len(best.missing), best.overlap):
             best = candidate
     return best
+
+
+def misattributed(sentence: str, passage: str, question: str) -> bool:
+    """Does the sentence take a name from the wrong item of a list in the passage?
+
+    Formal documents list people with their roles in one sentence, items split by
+    semicolons: "a panel composed of the Under-Secretary-General ..., Mr. Jeffrey Feltman;
+    the Special Adviser on the Prevention of Genocide, Mr. Adama Dieng and ...". Every word
+    of "Feltman was the Special Adviser on the Prevention of Genocide" is in that sentence,
+    so the word checks pass; but the item that matches the question names Dieng. A name the
+    sentence adds must come from the item that matches the question best."""
+    added = {t for t in key_terms(sentence) if not t[:1].isdigit()} - key_terms(question)
+    wanted = content_stems(question) - ANSWER_TYPE_WORDS
+    if not added or not wanted:
+        return False
+    for passage_sentence in split_sentences(passage):
+        items = [item for item in passage_sentence.split(";") if item.strip()]
+        if len(items) < 2:
+            continue
+        holding = [any(t in {w.lower() for w in words(item)} for t in added) for item in items]
+        if not any(holding):
+            continue
+        shares = [weighted_share(wanted, content_stems(item), None) for item in items]
+        best = max(shares)
+        if best > 0 and not any(h and share == best for h, share in zip(holding, shares)):
+            return True
+    return False
 
 
 class Rarity(dict):
@@ -330,6 +363,25 @@ def parse_markers(marker_text: str) -> list[str]:
 def find_markers(text: str) -> list[tuple[int, int, list[str]]]:
     """(start, end, labels) of each bracketed marker in the text."""
     return [(m.start(), m.end(), parse_markers(m.group(1))) for m in _MARKER.finditer(text)]
+
+
+def cited_parts(sentence: str) -> list[tuple[str, list[str]]]:
+    """A sentence cut at its markers, each part with the labels that cite it, when it cites
+    in more than one place: "[¶10] Australia and Ghana led one, while [¶11] France and
+    Mexico led the other." (a marker before the words it cites, when the sentence opens with
+    one) or "A led one [¶10], while B led the other [¶11]." (after them). Empty otherwise."""
+    markers = find_markers(sentence)
+    if len(markers) < 2:
+        return []
+    leading = not sentence[:markers[0][0]].strip()
+    parts = []
+    for n, (start, end, labels) in enumerate(markers):
+        if leading:
+            text = sentence[end:markers[n + 1][0] if n + 1 < len(markers) else len(sentence)]
+        else:
+            text = sentence[markers[n - 1][1] if n else 0:start]
+        parts.append((text.strip(" ,;:.-–—"), labels))
+    return [(text, labels) for text, labels in parts if text]
 
 
 def strip_markers(text: str) -> str:

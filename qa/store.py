@@ -68,8 +68,9 @@ def _text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _embedding_text(paragraph: Paragraph) -> str:
-    # The section title gives short paragraphs context ("Panel Discussion") at no cost.
+def _indexed_text(paragraph: Paragraph) -> str:
+    # What is embedded and what BM25 indexes: the section title gives short paragraphs
+    # context ("Panel Discussion", "Letter recipients") at no cost.
     return f"{paragraph.section}: {paragraph.text}" if paragraph.section else paragraph.text
 
 
@@ -102,7 +103,7 @@ class ParagraphIndex:
         self.faiss_index = faiss_index if faiss_index is not None else _exact_index(vectors)
         self._tokenize = _tokenizer()
         self.bm25 = bm25s.BM25()
-        self.bm25.index(self._tokenize([p.text for p in paragraphs]), show_progress=False)
+        self.bm25.index(self._tokenize([_indexed_text(p) for p in paragraphs]), show_progress=False)
         self.by_id = {p.id: p for p in paragraphs}
 
     def __len__(self) -> int:
@@ -199,7 +200,7 @@ def build_index(documents: list[Document], embedder: EmbedderLike, target: Path,
         raise IndexStoreError("two paragraphs share an id; rename one of the documents")
 
     reusable = _reusable_vectors(target, embedder)
-    texts = [_embedding_text(p) for p in paragraphs]
+    texts = [_indexed_text(p) for p in paragraphs]
     keys = [_text_key(t) for t in texts]
     todo = [i for i, key in enumerate(keys) if key not in reusable]
     vectors = np.zeros((len(paragraphs), embedder.dimension), dtype=np.float32)
@@ -243,7 +244,7 @@ def _reusable_vectors(target: Path, embedder: EmbedderLike) -> dict[str, np.ndar
         return {}  # nothing usable: embed everything
     if len(vectors) != len(paragraphs):
         return {}
-    return {_text_key(_embedding_text(p)): v for p, v in zip(paragraphs, vectors)}
+    return {_text_key(_indexed_text(p)): v for p, v in zip(paragraphs, vectors)}
 
 
 def _write_atomically(target: Path, paragraphs, vectors, faiss_index, manifest) -> None:

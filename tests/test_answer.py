@@ -271,3 +271,51 @@ def test_answer_naming_an_acronym_the_document_spells_out_is_kept(seed_index):
     reply = "The head of UNDP invited Member States to provide long-term assistance to States in need."
     answer = answerer(seed_index, reply).ask("What did the head of UNDP invite Member States to provide?")
     assert answer.text == reply.rstrip(".") + " [¶4]." and not answer.quoted
+
+
+def test_sentence_citing_two_paragraphs_for_its_two_halves_is_kept(seed_index):
+    # Neither paragraph alone holds both pairs of countries; each half holds in the one it cites.
+    reply = "[¶10] Australia and Ghana led one initiative, while [¶11] France and Mexico led the other."
+    a = answerer(seed_index, reply, on_target=50)
+    answer = a.ask("Which two initiatives led by pairs of countries were supported during the dialogue?")
+    assert "Australia and Ghana" in answer.text and "France and Mexico" in answer.text
+    assert sorted(c.label for c in answer.citations) == ["¶10", "¶11"]
+
+
+def test_a_half_its_paragraph_does_not_hold_drops_the_sentence(seed_index):
+    reply = "[¶10] Australia and Ghana led one initiative, while [¶11] Germany and Japan led the other."
+    a = answerer(seed_index, reply, on_target=50, min_fallback=5)
+    answer = a.ask("Which two initiatives led by pairs of countries were supported during the dialogue?")
+    assert "Germany" not in answer.text
+
+
+def test_address_block_answers_with_its_heading_and_is_quoted_whole(seed_index):
+    # The letter's recipients block says "letter" only in its heading; the model's short
+    # version of it drops who the recipients are, so the short block is quoted in full.
+    a = answerer(seed_index, "The letter is addressed to the United Nations New York.", on_target=50)
+    answer = a.ask("To whom is the letter addressed?")
+    assert not answer.abstained
+    assert answer.text == ("All Permanent Representatives and Permanent Observers to the United Nations New York"
+                           " [intro 6].")
+
+
+def test_name_taken_from_the_wrong_item_of_a_list_is_not_presented_as_supported(seed_index):
+    reply = "Mr. Jeffrey Feltman was the Special Adviser on the Prevention of Genocide on the panel [¶4]."
+    answer = answerer(seed_index, reply, min_fallback=5).ask(
+        "Who was the Special Adviser on the Prevention of Genocide on the panel?")
+    assert "Feltman was" not in answer.text and answer.abstained
+
+
+def test_follow_up_answered_from_the_sentence_matching_it_alone(seed_index):
+    # With the conversation, the earlier question's sentence ranks first; the new question
+    # alone points at "some delegates questioned ...", and an answer from it is on target.
+    history = [{"question": "Which countries asked for the responsibility to protect to be put on the formal agenda?",
+                "answer": "Australia and Ghana [¶10]."}]
+    reply = ("They questioned the existence of full consensus on the principle in the light of what they "
+             "perceive as inadequate implementation of third pillar measures to date.")
+    question = "Why did some delegates object to that?"
+    a = answerer(seed_index, reply, on_target=1, min_fallback=5)
+    ranked = a.rank_sentences(question, a.retrieve_passages(question, history), history)
+    assert "some delegates questioned" not in ranked[0][3]  # so only the follow-up rule can keep it
+    answer = a.ask(question, history)
+    assert not answer.abstained and "full consensus" in answer.text

@@ -74,6 +74,35 @@ def test_cover_letter_blocks_get_labels_and_short_lines_are_joined(seed):
     assert all(len(p.text.split()) >= 6 for p in seed.paragraphs)
 
 
+def test_letter_sign_off_signer_joins_the_signature_and_recipients_stand_alone(seed):
+    by_label = {p.label: p for p in seed.paragraphs}
+    assert by_label["intro 5"].text.endswith("written in a cursive style. Peter Thomson")
+    recipients = by_label["intro 6"]
+    assert recipients.text == "All Permanent Representatives and Permanent Observers to the United Nations New York"
+    assert recipients.section == "Letter recipients"
+
+
+def test_sign_off_of_a_business_letter():
+    text = ("ACME LTD\n\nDear Ms. Rivera,\n\nThank you for your order of 3 May; the parts will ship next week "
+            "from our Leeds depot.\n\nYours sincerely,\n\nJohn Smith\nSales Director\n\n"
+            "Ms. Ana Rivera\nRivera Tools\n12 High Street, Bristol\n")
+    paragraphs = split_paragraphs(text, "letter.txt", "letter")
+    assert [(p.text, p.section) for p in paragraphs] == [
+        ("Dear Ms. Rivera, Thank you for your order of 3 May; the parts will ship next week from our Leeds depot.",
+         "ACME LTD"),
+        ("Yours sincerely, John Smith Sales Director", "ACME LTD"),
+        ("Ms. Ana Rivera Rivera Tools 12 High Street, Bristol", "Letter recipients"),
+    ]
+
+
+def test_a_closing_phrase_inside_body_text_changes_nothing():
+    text = ("Notes\n\nThe reply ended with kind regards and a promise to write again soon, as usual.\n\n"
+            "Short line\n\nThe next paragraph is long enough to be a paragraph of its own here.\n")
+    paragraphs = split_paragraphs(text, "notes.txt", "notes")
+    assert all(p.section != "Letter recipients" for p in paragraphs)
+    assert paragraphs[-1].text.startswith("Short line The next paragraph")
+
+
 def test_ids_are_stable_and_unique_across_documents(tmp_path):
     first = load_document(SEED)
     again = load_document(SEED)

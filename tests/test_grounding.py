@@ -117,3 +117,29 @@ def test_acronym_in_the_question_is_found_by_its_spelled_out_name():
     assert g.support(claim, passage, question, vocabulary=vocab).score >= 0.5
     assert g.support(claim, "Member States spoke about long-term assistance.", question, vocabulary=vocab).score == 0.0
     assert g.support(claim, passage).score >= 0.5  # without the question too (the ALCE scores check this way)
+
+
+PANEL = ("The dialogue was informed by the remarks of a panel composed of the Under-Secretary-General for "
+         "Political Affairs, Mr. Jeffrey Feltman; the Special Adviser on the Prevention of Genocide, Mr. Adama "
+         "Dieng and the Administrator of the United Nations Development Programme, Mr. Achim Steiner.")
+
+
+def test_a_name_from_the_wrong_list_item_is_misattributed():
+    question = "Who was the Special Adviser on the Prevention of Genocide on the panel?"
+    assert g.misattributed("Mr. Jeffrey Feltman was the Special Adviser on the Prevention of Genocide.", PANEL, question)
+    assert not g.misattributed("Mr. Adama Dieng was the Special Adviser on the Prevention of Genocide.", PANEL, question)
+    # Naming every panelist takes names from every item, the right one included.
+    assert not g.misattributed("The panel was Mr. Feltman, Mr. Dieng and Mr. Steiner.", PANEL, "Who was on the panel?")
+    # Without semicolons there are no items to confuse.
+    assert not g.misattributed("France led it.", "France and Mexico led it, and Ghana spoke.", "Who led it?")
+
+
+@pytest.mark.parametrize("sentence, parts", [
+    ("[¶10] Australia and Ghana led one, while [¶11] France and Mexico led the other.",
+     [("Australia and Ghana led one, while", ["10"]), ("France and Mexico led the other", ["11"])]),
+    ("Australia and Ghana led one [¶10], while France and Mexico led the other [¶11].",
+     [("Australia and Ghana led one", ["10"]), ("while France and Mexico led the other", ["11"])]),
+    ("France and Mexico led it [¶11].", []),
+])
+def test_cited_parts(sentence, parts):
+    assert g.cited_parts(sentence) == parts
