@@ -430,7 +430,10 @@ class Answerer:
                 if scores[best.id] >= s.min_support:
                     backed = [best]
             if not backed:
-                backed = self._backed_part_by_part(sentence, passages, evidence, subject)
+                halves = self._backed_part_by_part(sentence, passages, evidence, subject)
+                if halves:
+                    claim = CitedInParts(claim, halves)
+                    backed = [p for _, holding in halves for p in holding]
             if not backed:
                 dropped += 1
                 continue
@@ -495,22 +498,21 @@ class Answerer:
         kept = self._add_second_part(question, kept, ranked, {n for n, _ in sources})
         return self._compose(question, kept, passages, draft, labels, "; ".join(notes))
 
-    def _backed_part_by_part(self, sentence: str, passages: list[Passage], evidence: dict, subject: str) -> list[Passage]:
+    def _backed_part_by_part(self, sentence: str, passages: list[Passage], evidence: dict,
+                             subject: str) -> list[tuple[str, list[Passage]]]:
         """A sentence that cites two paragraphs for its two halves ("[¶10] Australia and Ghana
         led one, while [¶11] France and Mexico led the other") is supported by neither alone:
-        it is kept when each half is supported by the paragraph it cites. Returns the
-        paragraphs, or [] if any half fails."""
-        backed = []
+        it is kept when each half is supported by the paragraph it cites. Returns the halves
+        with their paragraphs, or [] if any half fails."""
+        halves = []
         for text, labels in grounding.cited_parts(sentence):
-            if not grounding.content_stems(text) - grounding.content_stems(subject):
-                continue
             cited = [p for p in (self.resolve(label, passages) for label in labels) if p is not None]
             holding = [p for p in cited if grounding.support(text, evidence[p.id], subject, self.idf, vocabulary=self.vocabulary,
                                                              heading=p.section).score >= self.settings.min_support]
-            if not holding:
+            if not holding and grounding.content_stems(text) - grounding.content_stems(subject):
                 return []
-            backed += holding
-        return backed if len({p.id for p in backed}) > 1 else []
+            halves.append((text, holding))
+        return halves if len({p.id for _, holding in halves for p in holding}) > 1 else []
 
     def _add_second_part(self, question: str, kept: list, ranked: list, rows: set[int]) -> list:
         """A two-part question ("What did they develop, and what were they invited to do?")
@@ -562,6 +564,12 @@ class Answerer:
     def _compose(question, kept, passages, draft, labels, reason) -> Answer:
         parts, cited = [], {}
         for claim, backing in kept:
+            if isinstance(claim, CitedInParts):
+                # Each half keeps its own citation: "A led one [¶10], while B led the other [¶11]."
+                parts.append(claim.with_markers(labels))
+                for p in backing:
+                    cited.setdefault(p.id, Citation(p.id, p.label, p.document, p.section, p.text))
+                continue
             markers = "".join(f" [{labels[p.id]}]" for p in backing)
             # A quote can be several sentences ("... He drew a direct connection ..."): each
             # carries its citation, so every sentence of the answer shows where it comes from.
@@ -589,6 +597,26 @@ _OPEN_REQUEST = frozenset(grounding.stem(w) for w in
 
 class Quote(str):
     """Text taken verbatim from a document (as opposed to the model's words)."""
+
+
+class CitedInParts(str):
+    """A claim whose halves rest on different paragraphs, with those halves and paragraphs."""
+
+    halves: list
+
+    def __new__(cls, text: str, halves: list):
+        claim = super().__new__(cls, text)
+        claim.halves = halves
+        return claim
+
+    def with_markers(self, labels: dict[str, str]) -> str:
+        """The halves, each followed by its markers; a joining word stays between them."""
+        pieces = []
+        for text, passages in self.halves:
+            markers = "".join(f" [{labels[p.id]}]" for p in passages)
+            body, joint = re.match(r"(.*?)((?:[,;]?\s+(?:while|whereas|and|but|whilst))?)$", text, re.S).groups()
+            pieces.append(f"{body}{markers}{joint}")
+        return " ".join(pieces).rstrip(" ,;") + "."
 
 
 def _evidence_sentences(text: str) -> list[str]:

@@ -171,6 +171,15 @@ def alce_citation_scores(answer_text: str, cited_texts: dict[str, str], labels: 
         return None, None
     supported_count, precise, total_citations = 0, 0, 0
     for sentence in sentences:
+        halves = grounding.cited_parts(sentence)
+        if halves and not sentence.lstrip().startswith("["):
+            # "A led one [¶10], while B led the other [¶11]": each half against its own citation.
+            ok = [supported(text, [cited_texts[i] for i in dict.fromkeys(labels.get(m) for m in marks) if i in cited_texts])
+                  for text, marks in halves]
+            supported_count += all(ok)
+            total_citations += len(ok)
+            precise += sum(ok)
+            continue
         marks = [lab for _, _, found in grounding.find_markers(sentence) for lab in found]
         ids = [labels.get(m) for m in marks]
         ids = [i for i in dict.fromkeys(ids) if i in cited_texts]

@@ -381,7 +381,8 @@ def cited_parts(sentence: str) -> list[tuple[str, list[str]]]:
         else:
             text = sentence[markers[n - 1][1] if n else 0:start]
         parts.append((text.strip(" ,;:.-–—"), labels))
-    return [(text, labels) for text, labels in parts if text]
+    parts = [(text, labels) for text, labels in parts if text]
+    return parts if len(parts) > 1 else []  # "... [¶11] [¶10]." cites in one place
 
 
 def strip_markers(text: str) -> str:

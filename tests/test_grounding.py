@@ -140,6 +140,7 @@ def test_a_name_from_the_wrong_list_item_is_misattributed():
     ("Australia and Ghana led one [¶10], while France and Mexico led the other [¶11].",
      [("Australia and Ghana led one", ["10"]), ("while France and Mexico led the other", ["11"])]),
     ("France and Mexico led it [¶11].", []),
+    ("France and Mexico led it [¶11] [¶10].", []),
 ])
 def test_cited_parts(sentence, parts):
     assert g.cited_parts(sentence) == parts

@@ -72,6 +72,11 @@ def test_alce_citation_scores():
     recall, precision = alce_citation_scores("Canberra is the capital [¶10].", texts, labels)
     assert recall == 0.0 and precision == 0.0
     assert alce_citation_scores("", texts, labels) == (None, None)
+    # A sentence citing each half where it is said: each half against its own citation.
+    halves = "France and Mexico called for veto restraint [¶11], while Australia and Ghana led an initiative [¶10]."
+    assert alce_citation_scores(halves, texts, labels) == (1.0, 1.0)
+    swapped = "France and Mexico called for veto restraint [¶10], while Australia and Ghana led an initiative [¶11]."
+    assert alce_citation_scores(swapped, texts, labels) == (0.0, 0.0)
 
 
 def test_shipped_testset_is_valid_and_big_enough():
