@@ -278,7 +278,7 @@ class Answerer:
         # conversation, as with meaning above: "Why did some delegates object?" is about
         # delegates objecting, not about the earlier question's formal agenda.
         wanted = [grounding.content_stems(query) for query in queries]
-        # A sentence's heading is part of what it is about ("Letter recipients"), as it is
+        # A sentence's heading is part of what it is about ("Recipients"), as it is
         # for the paragraph in the index.
         def lexical(sentence: str, heading: str) -> float:
             stems = grounding.content_stems(sentence) | self._stems_of(heading)
@@ -451,8 +451,8 @@ class Answerer:
             targets = targets + [row for row in alone if all(row[3] != t[3] for t in targets)]
         best = " ".join(row[3] for row in targets)
         top_ids = {row[1].id for row in targets}
-        # A claim's own paragraph's heading counts ("Letter recipients" says whose address
-        # block it is); other headings ("Interactive Dialogue") would excuse any claim.
+        # A claim's own paragraph's heading counts ("Recipients" says what the address
+        # block is); other headings ("Interactive Dialogue") would excuse any claim.
         headings = lambda backing: " ".join(p.section for p in backing if p.id in top_ids)
         # "What does ¶11 say?" asks for any of ¶11: every sentence of it is on target. ("What
         # does ¶4 say about UNDP?" still needs the sentences about UNDP.)

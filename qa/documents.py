@@ -15,7 +15,7 @@ The rules, in the order they apply:
 * A letter's sign-off is the exception: after the complimentary close ("Yours sincerely,",
   "... the assurances of my highest consideration."), the signer's name belongs to the
   signature before it, and the address block after the name (lines without a full stop) is
-  a paragraph of its own, in a section named "Letter recipients".
+  a paragraph of its own, in a section named "Recipients".
 
 Ids are "<document id>#<label>" — the same on every rebuild from the same file, and unique
 across documents because the document id is derived from the file name (with a short hash of
@@ -47,7 +47,7 @@ _CLOSING = re.compile(
     r"|(?:with\s+)?(?:best|kind|warm|warmest)\s+regards|regards)\s*,?$"
     r"|assurances?\s+of\s+my\s+(?:highest|high|most\s+distinguished)\s+consideration",
     re.IGNORECASE)
-RECIPIENTS_SECTION = "Letter recipients"
+RECIPIENTS_SECTION = "Recipients"
 _ADDRESS_WORDS = 40  # an address block is short; a longer block is body text
 
 

@@ -187,7 +187,7 @@ def support(sentence: str, passage: str, question: str = "", idf: dict[str, floa
     The support is the smaller of the two. Question words the document never uses ("the
     cover letter" of a document that never says "letter") cannot be found anywhere, so with
     `vocabulary` given they are left out of the second share.
-    The passage's `heading` ("Letter recipients") counts as part of every window: it says
+    The passage's `heading` ("Recipients") counts as part of every window: it says
     what the whole passage is about.
     """
     sentence_stems = content_stems(sentence)

@@ -70,7 +70,7 @@ def _text_key(text: str) -> str:
 
 def _indexed_text(paragraph: Paragraph) -> str:
     # What is embedded and what BM25 indexes: the section title gives short paragraphs
-    # context ("Panel Discussion", "Letter recipients") at no cost.
+    # context ("Panel Discussion", "Recipients") at no cost.
     return f"{paragraph.section}: {paragraph.text}" if paragraph.section else paragraph.text
 
 

@@ -290,10 +290,11 @@ def test_a_half_its_paragraph_does_not_hold_drops_the_sentence(seed_index):
 
 
 def test_address_block_answers_with_its_heading_and_is_quoted_whole(seed_index):
-    # The letter's recipients block says "letter" only in its heading; the model's short
-    # version of it drops who the recipients are, so the short block is quoted in full.
-    a = answerer(seed_index, "The letter is addressed to the United Nations New York.", on_target=50)
-    answer = a.ask("To whom is the letter addressed?")
+    # The letter's address block says "recipients" only in its heading; the model's short
+    # version of it drops who half the recipients are, so the short block is quoted in full.
+    a = answerer(seed_index, "The recipients are the Permanent Representatives to the United Nations.",
+                 on_target=50, drift_margin=5)
+    answer = a.ask("Who are the recipients of the letter?")
     assert not answer.abstained
     assert answer.text == ("All Permanent Representatives and Permanent Observers to the United Nations New York"
                            " [intro 6].")

@@ -79,7 +79,7 @@ def test_letter_sign_off_signer_joins_the_signature_and_recipients_stand_alone(s
     assert by_label["intro 5"].text.endswith("written in a cursive style. Peter Thomson")
     recipients = by_label["intro 6"]
     assert recipients.text == "All Permanent Representatives and Permanent Observers to the United Nations New York"
-    assert recipients.section == "Letter recipients"
+    assert recipients.section == "Recipients"
 
 
 def test_sign_off_of_a_business_letter():
@@ -91,7 +91,7 @@ def test_sign_off_of_a_business_letter():
         ("Dear Ms. Rivera, Thank you for your order of 3 May; the parts will ship next week from our Leeds depot.",
          "ACME LTD"),
         ("Yours sincerely, John Smith Sales Director", "ACME LTD"),
-        ("Ms. Ana Rivera Rivera Tools 12 High Street, Bristol", "Letter recipients"),
+        ("Ms. Ana Rivera Rivera Tools 12 High Street, Bristol", "Recipients"),
     ]
 
 
@@ -99,7 +99,7 @@ def test_a_closing_phrase_inside_body_text_changes_nothing():
     text = ("Notes\n\nThe reply ended with kind regards and a promise to write again soon, as usual.\n\n"
             "Short line\n\nThe next paragraph is long enough to be a paragraph of its own here.\n")
     paragraphs = split_paragraphs(text, "notes.txt", "notes")
-    assert all(p.section != "Letter recipients" for p in paragraphs)
+    assert all(p.section != "Recipients" for p in paragraphs)
     assert paragraphs[-1].text.startswith("Short line The next paragraph")
 
 
