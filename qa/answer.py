@@ -11,9 +11,11 @@ The flow for one question (and optional history of earlier turns):
    prompt the model with the best few, quoted in the system turn as data, never as
    instructions; stream its tokens.
 4. Check the draft sentence by sentence (grounding.py): keep a citation only if that passage
-   supports the sentence, give uncited sentences the passage that supports them, drop
-   sentences no passage supports; then require what is left to rest on the question's best
-   sentences and to give the kind of answer asked for (a name, a number).
+   supports the sentence (each half, for a sentence citing two), give uncited sentences the
+   passage that supports them, drop sentences no passage supports (or that take a name from
+   the wrong item of a list); then require what is left to rest on the question's best
+   sentences (for a follow-up, also the one best matching it alone) and to give the kind of
+   answer asked for (a name, a number).
 5. Prefer the document's words where the model's are weaker: a near-whole rewrite of one
    sentence becomes that sentence; a draft drawn from a sentence ranked far below the best
    gives way to the best; a two-part question also gets a second paragraph's best sentence.
@@ -481,7 +483,8 @@ class Answerer:
             # A short sentence (an address, a title) costs little to quote in full, and a
             # claim that keeps only part of it is a partial answer: there, half is enough.
             needed = s.restatement / 2 if len(ranked[n][3].split()) <= s.short_sentence else s.restatement
-            if coverage >= needed and partial and n < s.on_target:
+            # (A claim citing two paragraphs for its halves is never a rewrite of one sentence.)
+            if coverage >= needed and partial and n < s.on_target and not isinstance(claim, CitedInParts):
                 # A rewrite of most of one sentence is where the model drops qualifiers ("only
                 # as a measure of last resort"): the sentence itself says it exactly, with the
                 # sentence "he" points back to. A rewrite of (nearly) all of it that stands on
