@@ -570,18 +570,16 @@ class Answerer:
             if isinstance(claim, CitedInParts):
                 # Each half keeps its own citation: "A led one [¶10], while B led the other [¶11]."
                 parts.append(claim.with_markers(labels))
-                for p in backing:
-                    cited.setdefault(p.id, Citation(p.id, p.label, p.document, p.section, p.text))
-                continue
-            markers = "".join(f" [{labels[p.id]}]" for p in backing)
-            # A quote can be several sentences ("... He drew a direct connection ..."): each
-            # carries its citation, so every sentence of the answer shows where it comes from.
-            for sentence in grounding.split_sentences(claim) or [claim]:
-                body = sentence.rstrip()
-                end = body[-1] if body and body[-1] in ".!?…" else "."
-                body = body.rstrip(".!?…")
-                # A cut sentence keeps its ellipsis before the citation: "… the use of the… [¶11]".
-                parts.append(f"{body}…{markers}" if end == "…" else f"{body}{markers}{end}")
+            else:
+                markers = "".join(f" [{labels[p.id]}]" for p in backing)
+                # A quote can be several sentences ("... He drew a direct connection ..."): each
+                # carries its citation, so every sentence of the answer shows where it comes from.
+                for sentence in grounding.split_sentences(claim) or [claim]:
+                    body = sentence.rstrip()
+                    end = body[-1] if body and body[-1] in ".!?…" else "."
+                    body = body.rstrip(".!?…")
+                    # A cut sentence keeps its ellipsis before the citation: "… the use of the… [¶11]".
+                    parts.append(f"{body}…{markers}" if end == "…" else f"{body}{markers}{end}")
             for p in backing:
                 cited.setdefault(p.id, Citation(p.id, p.label, p.document, p.section, p.text))
         quoted = any(isinstance(claim, Quote) for claim, _ in kept)

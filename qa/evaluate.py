@@ -174,8 +174,9 @@ def alce_citation_scores(answer_text: str, cited_texts: dict[str, str], labels: 
         halves = grounding.cited_parts(sentence)
         if halves and not sentence.lstrip().startswith("["):
             # "A led one [¶10], while B led the other [¶11]": each half against its own citation.
-            ok = [supported(text, [cited_texts[i] for i in dict.fromkeys(labels.get(m) for m in marks) if i in cited_texts])
-                  for text, marks in halves]
+            ok = [supported(text, [cited_texts[i] for i in dict.fromkeys(labels.get(m) for m in half_marks)
+                                   if i in cited_texts])
+                  for text, half_marks in halves]
             supported_count += all(ok)
             total_citations += len(ok)
             precise += sum(ok)

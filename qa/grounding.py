@@ -251,7 +251,7 @@ def misattributed(sentence: str, passage: str, question: str) -> bool:
         items = [item for item in passage_sentence.split(";") if item.strip()]
         if len(items) < 2:
             continue
-        holding = [any(t in {w.lower() for w in words(item)} for t in added) for item in items]
+        holding = [bool(added & {w.lower() for w in words(item)}) for item in items]
         if not any(holding):
             continue
         shares = [weighted_share(wanted, content_stems(item), None) for item in items]
