@@ -409,15 +409,16 @@ class Answerer:
         subject = _PARAGRAPH_REFERENCE.sub(" ", question)  # "¶11" is no name the passage must contain
         kept: list[tuple[str, list[Passage]]] = []
         dropped = 0
-        sentences = _dedupe(grounding.split_sentences(text))
-        if sentences and not _is_complete(sentences[-1]):
+        # Each line of a list is a claim of its own, full stop or not.
+        sentences = _dedupe([sentence for line in text.splitlines() for sentence in grounding.split_sentences(line)])
+        if sentences and not _is_complete(sentences[-1]) and not draft.rstrip(" ").endswith("\n"):
             # The token limit cut the last sentence: mark the cut, so a half-sentence never
             # reads as a finished claim (it is still checked like any other, and often holds
-            # the second half of the answer).
+            # the second half of the answer). A list item is complete at its line break.
             sentences[-1] = grounding.strip_markers(sentences[-1]).rstrip(" ,;:-") + "…"
         for sentence in sentences:
             cited = [self.resolve(label, passages) for _, _, found in grounding.find_markers(sentence) for label in found]
-            claim = grounding.strip_markers(sentence).lstrip(":;,.-–— ")  # "[¶2]: He called ..."
+            claim = _without_echoed_label(grounding.strip_markers(sentence).lstrip(":;,.-–— "), question)  # "[¶2]: He called ..."
             if not grounding.content_stems(claim) - grounding.content_stems(question):
                 continue  # a bare marker, filler, or the question said back: no claim to keep
             scores = {p.id: grounding.support(claim, evidence[p.id], subject, self.idf, vocabulary=self.vocabulary,
@@ -468,11 +469,15 @@ class Answerer:
         sources = [self._source_of(claim, ranked, subject) for claim, _ in kept]
         top_score = ranked[0][0]
         best_quote = self._quote(ranked[0][1], ranked[0][3])
-        if (not named and all(n != 0 and top_score - ranked[n][0] >= s.drift_margin for n, _ in sources)
-                and grounding.gives_expected_answer(best_quote, question)):
-            # The small model often answers from the first sentence it reads rather than the
-            # one that matches the question: when the draft rests only on evidence ranked far
-            # below the best sentence, the best sentence is the answer.
+        # The small model often answers from the first sentence it reads rather than the
+        # one that matches the question: when the draft rests only on evidence ranked far
+        # below the best sentence, the best sentence is the answer ...
+        drifted = not named and all(n != 0 and top_score - ranked[n][0] >= s.drift_margin for n, _ in sources)
+        if drifted and top_score < s.min_fallback:
+            # ... unless the best sentence is itself too far from the question to be quoted as
+            # the answer (the bar of the fallback quote): then nothing here answers it.
+            return self._fallback(question, passages, ranked, draft, "the draft answered from a far weaker sentence")
+        if drifted and grounding.gives_expected_answer(best_quote, question):
             kept = self._add_second_part(question, [(best_quote, [ranked[0][1]])], ranked, {0})
             return self._compose(question, kept, passages, draft, labels,
                                  "the draft answered from a weaker sentence; quoted the best one instead")
@@ -644,6 +649,21 @@ def _in_context(sentences: list[str]) -> list[str]:
         else:
             out.append(sentences[start] + (" " if start == i - 1 else " … ") + sentence)
     return out
+
+
+_LABEL = re.compile(r"^([^:\n]{1,60}):\s+(?=\S)")
+
+
+def _without_echoed_label(claim: str, question: str) -> str:
+    """A list line whose label only repeats the question, "Pair of countries: Australia and
+    Ghana", is its value: the label's words are the question's, not the passage's, and would
+    count against the claim in the support check. Labels with names or numbers stay."""
+    match = _LABEL.match(claim)
+    if not match or grounding.key_terms(match.group(1)):
+        return claim
+    if grounding.content_stems(match.group(1)) <= grounding.content_stems(question):
+        return claim[match.end():]
+    return claim
 
 
 def _is_complete(sentence: str) -> bool:

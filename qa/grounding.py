@@ -316,7 +316,8 @@ def name_phrases(text: str) -> set[str]:
     found = set()
     for sentence in split_sentences(text) or [text]:
         for match in _PHRASE.finditer(sentence):
-            phrase = match.group(0)
+            # A possessive is the name plus grammar: "Peter Thomson's term" names "Peter Thomson".
+            phrase = re.sub(r"['’]s?$", "", match.group(0))
             words_ = phrase.split()
             if match.start() == 0:
                 # A sentence's first word is capitalised whatever it is: "Besides Member

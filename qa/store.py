@@ -33,6 +33,7 @@ import numpy as np
 
 from .documents import Document, Paragraph
 from .errors import IndexStoreError, QuestionError
+from .grounding import STOPWORDS
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -77,13 +78,18 @@ def _indexed_text(paragraph: Paragraph) -> str:
 def _tokenizer():
     import Stemmer  # PyStemmer: "restraint"/"restrain", "led"/"leads" meet in BM25
 
+    import bm25s
+    from bm25s.stopwords import STOPWORDS_EN
+
     stemmer = Stemmer.Stemmer("english")
+    # bm25s's own English list has 33 words and keeps "what", "who", "did", "were": a document
+    # that happens to say "what" once then matches every "What ...?" question best. Question
+    # and function words are no evidence of a topic, on either side.
+    stopwords = sorted(set(STOPWORDS_EN) | STOPWORDS)
 
     def tokenize(texts: list[str]) -> list[list[str]]:
-        import bm25s
-
         return bm25s.tokenize(
-            texts, stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False
+            texts, stopwords=stopwords, stemmer=stemmer, return_ids=False, show_progress=False
         )
 
     return tokenize

@@ -202,6 +202,17 @@ def test_draft_from_a_far_weaker_sentence_gives_way_to_the_best_one(seed_index):
     assert [c.label for c in answer.citations] == ["¶4"]
 
 
+def test_drifted_draft_is_declined_when_the_best_sentence_is_too_far_to_quote(seed_index):
+    # Same drift, but the best sentence is not close enough to the question to stand as its
+    # answer (the bar of the fallback quote): quoting it would answer something else.
+    reply = ("The dialogue was informed by the remarks of a panel composed of Mr. Jeffrey Feltman, "
+             "Mr. Adama Dieng and Mr. Achim Steiner [¶4].")
+    a = answerer(seed_index, reply, on_target=10, min_fallback=5)
+    question = "Which panelist said failure to address the development needs of populations is at the heart of the failure to prevent atrocity crimes?"
+    answer = a.ask(question)
+    assert answer.abstained and answer.text == NOT_IN_DOCUMENT and "far weaker sentence" in answer.reason
+
+
 def test_quoted_sentence_that_points_back_brings_the_one_before(seed_index):
     # "This would permit..." alone does not say what "this" is.
     a = answerer(seed_index, "It would let them talk.", min_fallback=0.2)
@@ -280,6 +291,17 @@ def test_sentence_citing_two_paragraphs_for_its_two_halves_is_kept(seed_index):
     answer = a.ask("Which two initiatives led by pairs of countries were supported during the dialogue?")
     assert answer.text == "Australia and Ghana led one initiative [¶10], while France and Mexico led the other [¶11]."
     assert sorted(c.label for c in answer.citations) == ["¶10", "¶11"]
+
+
+def test_list_lines_whose_label_repeats_the_question_are_checked_by_their_values(seed_index):
+    # The 0.5B model sometimes answers as a list, repeating lines until the token limit.
+    reply = "Pair of countries: Australia and Ghana\nPair of countries: France and Mexico\nPair of countries: France and Mexico\n"
+    a = answerer(seed_index, reply, on_target=50, min_fallback=5)
+    answer = a.ask("Which two initiatives led by pairs of countries were supported during the dialogue?")
+    assert answer.text == "Australia and Ghana [¶10]. France and Mexico [¶11]."
+    # The values are still checked: names no passage has are not presented.
+    wrong = answerer(seed_index, "Pair of countries: Germany and Japan\n", on_target=50, min_fallback=5)
+    assert wrong.ask("Which two initiatives led by pairs of countries were supported during the dialogue?").abstained
 
 
 def test_a_half_its_paragraph_does_not_hold_drops_the_sentence(seed_index):

@@ -5,9 +5,12 @@ import math
 
 import pytest
 
+from qa.documents import load_documents
 from qa.errors import TestSetError
 from qa.evaluate import (DEFAULT_TESTSET, alce_citation_scores, key_fact_hit, load_testset, ndcg_at,
                          parse_configuration, recall_at, reciprocal_rank, token_f1)
+
+from .conftest import REPO, SEED
 
 
 def test_recall_at_k():
@@ -85,6 +88,13 @@ def test_shipped_testset_is_valid_and_big_enough():
     assert sum(not i.answerable for i in items) >= 8
     kinds = {i.type for i in items}
     assert {"factual", "paraphrase", "multi", "followup", "unanswerable"} <= kinds
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "testsets").glob("*.jsonl")), ids=lambda p: p.name)
+def test_every_shipped_testset_names_paragraphs_the_document_has(path):
+    known = {p.id for document in load_documents([SEED]) for p in document.paragraphs}
+    items = load_testset(path, known_ids=known)
+    assert any(i.answerable for i in items) and any(not i.answerable for i in items)
 
 
 @pytest.mark.parametrize("line,message", [
