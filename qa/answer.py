@@ -10,7 +10,8 @@ The flow for one question (and optional history of earlier turns):
 3. Rank the passages' sentences against the question (meaning + rare shared words) and
    prompt the model with the best few, quoted in the system turn as data, never as
    instructions; stream its tokens.
-4. Check the draft sentence by sentence (grounding.py): keep a citation only if that passage
+4. Check the draft sentence by sentence, each list line on its own and without a label that
+   only repeats the question (grounding.py): keep a citation only if that passage
    supports the sentence (each half, for a sentence citing two), give uncited sentences the
    passage that supports them, drop sentences no passage supports (or that take a name from
    the wrong item of a list); then require what is left to rest on the question's best
@@ -18,7 +19,8 @@ The flow for one question (and optional history of earlier turns):
    answer asked for (a name, a number).
 5. Prefer the document's words where the model's are weaker: a near-whole rewrite of one
    sentence becomes that sentence; a draft drawn from a sentence ranked far below the best
-   gives way to the best; a two-part question also gets a second paragraph's best sentence.
+   gives way to the best (if that one is close enough to quote, else abstain); a two-part
+   question also gets a second paragraph's best sentence.
    If the checks fail, quote the best-ranked sentence when it matches the question closely,
    else abstain. A quoted sentence that points back ("He drew ...") brings its antecedent.
 
