@@ -264,10 +264,14 @@ class Answerer:
         paragraphs (it tends to copy the first sentence it sees), and the prompt gets shorter.
         """
         rows, sentence_vectors = [], []
+        # A sentence with no word the question lacks ("Peter Thomson", a signature line, for
+        # "What was Peter Thomson's role?") matches it best and answers nothing.
+        asked = grounding.content_stems(question)
         for p in passages:
             sentences, vectors = self._sentences_of(p.id, p.text)
-            rows += [(p, i, sentence) for i, sentence in enumerate(sentences)]
-            sentence_vectors.append(vectors)
+            says_more = [n for n, sentence in enumerate(sentences) if not grounding.content_stems(sentence) <= asked]
+            rows += [(p, n, sentences[n]) for n in says_more]
+            sentence_vectors.append(vectors[says_more])
         if not rows:
             return []
         queries = [self.expand(question)]

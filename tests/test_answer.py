@@ -213,6 +213,19 @@ def test_drifted_draft_is_declined_when_the_best_sentence_is_too_far_to_quote(se
     assert answer.abstained and answer.text == NOT_IN_DOCUMENT and "far weaker sentence" in answer.reason
 
 
+def test_sentence_that_only_repeats_the_question_is_no_evidence(seed_index):
+    # The signature's name line, "Peter Thomson", matches "Who is Peter Thomson?" best and
+    # says nothing about him: it must not be a target, a quote or prompt material.
+    a = answerer(seed_index, "Peter Thomson was the President of the 71st Session of the United Nations General Assembly [¶1].")
+    passages = a.retrieve_passages("Who is Peter Thomson?")
+    ranked = a.rank_sentences("Who is Peter Thomson?", passages)
+    assert ranked and all(row[3] != "Peter Thomson" for row in ranked)
+    answer = a.ask("What was Peter Thomson's position?")
+    assert not answer.abstained and "71st Session" in answer.text and answer.text != "Peter Thomson [intro 5]."
+    # For a question it does answer, the same line stays.
+    assert any(row[3] == "Peter Thomson" for row in a.rank_sentences("Who signed the letter?", passages))
+
+
 def test_quoted_sentence_that_points_back_brings_the_one_before(seed_index):
     # "This would permit..." alone does not say what "this" is.
     a = answerer(seed_index, "It would let them talk.", min_fallback=0.2)
