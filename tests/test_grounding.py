@@ -59,7 +59,7 @@ def test_missing_terms_words_and_phrases():
     assert g.missing_terms("What did France say?", vocab, corpus) == []
     # A question's first word is capitalised whatever it is: "Besides" is not part of a name.
     assert g.missing_terms("Besides Member States, who spoke?", vocab, corpus) == []
-    # A possessive names the same thing: the question is not about an unknown "States's".
+    # A possessive names the same thing: "Member States' views" is about "Member States".
     assert g.missing_terms("What were the Member States' views?", vocab, corpus) == []
     assert g.missing_terms("What was the United Nations Development Programme’s role?", vocab, corpus) == []
     assert g.missing_terms("What was the United States' view?", vocab, corpus) == ["united states"]

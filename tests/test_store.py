@@ -37,12 +37,11 @@ def test_lexical_mode_and_unknown_words(seed_index):
     assert len(hits) == 2 and all(h.lexical == 0 for h in hits)
 
 
-def test_question_words_are_no_lexical_evidence(tmp_path, fake_embedder):
+def test_question_words_are_no_lexical_evidence(seed_index):
     # The seed's ¶10 is its only paragraph with "what" ("in the light of what they perceive"):
     # no "What ...?" question may reach it through that word.
-    index = build_index(load_documents([SEED]), fake_embedder, tmp_path / "ix")
-    assert index.lexical_scores("What was it? Who did it, and why were they there?").max() == 0
-    assert index.search("What was the theme of the dialogue?", k=1, mode="lexical")[0].paragraph.id != DOC + "10"
+    assert seed_index.lexical_scores("What was it? Who did it, and why were they there?").max() == 0
+    assert seed_index.search("What was the theme of the dialogue?", k=1, mode="lexical")[0].paragraph.id != DOC + "10"
 
 
 @pytest.mark.parametrize("query", ["", "   ", "x" * 10_000])
