@@ -269,8 +269,9 @@ class Answerer:
         asked = grounding.content_stems(question)
         for p in passages:
             sentences, vectors = self._sentences_of(p.id, p.text)
-            says_more = [n for n, sentence in enumerate(sentences) if not grounding.content_stems(sentence) <= asked]
-            rows += [(p, n, sentences[n]) for n in says_more]
+            stems = [grounding.content_stems(sentence) for sentence in sentences]
+            says_more = [n for n in range(len(sentences)) if not stems[n] <= asked]
+            rows += [(p, n, sentences[n], stems[n]) for n in says_more]
             sentence_vectors.append(vectors[says_more])
         if not rows:
             return []
@@ -288,11 +289,11 @@ class Answerer:
         wanted = [grounding.content_stems(query) for query in queries]
         # A sentence's heading is part of what it is about ("Recipients"), as it is
         # for the paragraph in the index.
-        def lexical(sentence: str, heading: str) -> float:
-            stems = grounding.content_stems(sentence) | self._stems_of(heading)
+        def lexical(stems: set[str], heading: str) -> float:
+            stems = stems | self._stems_of(heading)
             return max(grounding.weighted_share(terms, stems, self.idf) for terms in wanted)
-        scored = [(float(similarity[n]) + self.settings.sentence_lexical_weight * lexical(sentence, p.section), p, i, sentence)
-                  for n, (p, i, sentence) in enumerate(rows)]
+        scored = [(float(similarity[n]) + self.settings.sentence_lexical_weight * lexical(stems, p.section), p, i, sentence)
+                  for n, (p, i, sentence, stems) in enumerate(rows)]
         return sorted(scored, key=lambda row: -row[0])
 
     @staticmethod
@@ -413,6 +414,7 @@ class Answerer:
         labels = self.display_labels(passages)
         evidence = {p.id: " ".join(self._sentences_of(p.id, p.text)[0]) for p in passages}
         subject = _PARAGRAPH_REFERENCE.sub(" ", question)  # "¶11" is no name the passage must contain
+        asked = grounding.content_stems(question)
         kept: list[tuple[str, list[Passage]]] = []
         dropped = 0
         # Each line of a list is a claim of its own, full stop or not.
@@ -424,8 +426,8 @@ class Answerer:
             sentences[-1] = grounding.strip_markers(sentences[-1]).rstrip(" ,;:-") + "…"
         for sentence in sentences:
             cited = [self.resolve(label, passages) for _, _, found in grounding.find_markers(sentence) for label in found]
-            claim = _without_echoed_label(grounding.strip_markers(sentence).lstrip(":;,.-–— "), question)  # "[¶2]: He called ..."
-            if not grounding.content_stems(claim) - grounding.content_stems(question):
+            claim = _without_echoed_label(grounding.strip_markers(sentence).lstrip(":;,.-–— "), asked)  # "[¶2]: He called ..."
+            if not grounding.content_stems(claim) - asked:
                 continue  # a bare marker, filler, or the question said back: no claim to keep
             scores = {p.id: grounding.support(claim, evidence[p.id], subject, self.idf, vocabulary=self.vocabulary,
                                               heading=p.section).score
@@ -660,14 +662,14 @@ def _in_context(sentences: list[str]) -> list[str]:
 _LABEL = re.compile(r"^([^:\n]{1,60}):\s+(?=\S)")
 
 
-def _without_echoed_label(claim: str, question: str) -> str:
+def _without_echoed_label(claim: str, question_stems: set[str]) -> str:
     """A list line whose label only repeats the question, "Pair of countries: Australia and
     Ghana", is its value: the label's words are the question's, not the passage's, and would
     count against the claim in the support check. Labels with names or numbers stay."""
     match = _LABEL.match(claim)
     if not match or grounding.key_terms(match.group(1)):
         return claim
-    if grounding.content_stems(match.group(1)) <= grounding.content_stems(question):
+    if grounding.content_stems(match.group(1)) <= question_stems:
         return claim[match.end():]
     return claim
 
