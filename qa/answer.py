@@ -1,28 +1,9 @@
-"""Grounded answers: retrieve, prompt the local model, then check and repair what it wrote.
+"""Grounded answers: the resources the pipeline's stages use, and the answer types.
 
-The flow for one question (and optional history of earlier turns):
-
-1. Retrieve paragraphs for the question; for a follow-up, also for the question joined to the
-   previous one, keeping each paragraph's better score ("which group wrote a code of conduct
-   on it?" needs the earlier question to know what "it" is).
-2. Abstain before generating when retrieval says the document has nothing: the best passage
-   is far from the question, or the question names something the document never mentions.
-3. Rank the passages' sentences against the question (meaning + rare shared words) and
-   prompt the model with the best few, quoted in the system turn as data, never as
-   instructions; stream its tokens.
-4. Check the draft sentence by sentence, each list line on its own and without a label that
-   only repeats the question (grounding.py): keep a citation only if that passage
-   supports the sentence (each half, for a sentence citing two), give uncited sentences the
-   passage that supports them, drop sentences no passage supports (or that take a name from
-   the wrong item of a list); then require what is left to rest on the question's best
-   sentences (for a follow-up, also the one best matching it alone) and to give the kind of
-   answer asked for (a name, a number).
-5. Prefer the document's words where the model's are weaker: a near-whole rewrite of one
-   sentence becomes that sentence; a draft drawn from a sentence ranked far below the best
-   gives way to the best (if that one is close enough to quote, else abstain); a two-part
-   question also gets a second paragraph's best sentence.
-   If the checks fail, quote the best-ranked sentence when it matches the question closely,
-   else abstain. A quoted sentence that points back ("He drew ...") brings its antecedent.
+`Answerer` holds what one index and one generator need to answer questions — retrieval
+(with follow-ups and paragraph references), sentence ranking, the prompt, display labels,
+the verifier's view of the documents — and runs the stages of qa/pipeline.py over them.
+`stream()` yields only verified sentences, then the `Answer`; `ask()` returns the Answer.
 
 No ML imports here (numpy only): the index and the generator are injected, so tests drive
 this module with fakes in milliseconds.
@@ -38,20 +19,13 @@ from typing import Iterator, Protocol
 
 import numpy as np
 
-from . import grounding
+from . import grounding, pipeline, verify
 from .errors import QuestionError
+from .pipeline import MODEL_REFUSAL, NOT_IN_DOCUMENT, CitedInParts, Quote, VerifiedSentence  # noqa: F401 (API)
+from .policy import Policy
 from .store import Hit, ParagraphIndex
 
-NOT_IN_DOCUMENT = "The document does not say."
-MODEL_REFUSAL = "NOT IN DOCUMENT"
 MAX_QUESTION_CHARS = 2000
-
-_REFUSAL_PATTERNS = re.compile(
-    r"not in (the )?document|not (mentioned|specified|stated|provided|given|found|included|available)"
-    r"|(do|does|did) not (say|mention|contain|provide|specify|state|include|discuss|address)"
-    r"|no (information|mention|details?)|cannot (answer|determine|find|be determined)|unable to",
-    re.IGNORECASE,
-)
 
 SYSTEM_PROMPT = """Answer the question using only the passages below, in one or two short sentences that reuse their words.
 After each sentence, cite the passage it comes from by its label in brackets, for example [{example}].
@@ -67,27 +41,7 @@ class GeneratorLike(Protocol):
     def stream(self, messages: list[dict], max_new_tokens: int = 120) -> Iterator[str]: ...
 
 
-@dataclass(frozen=True)
-class AnswerSettings:
-    """Knobs of the pipeline; the defaults were chosen on the test set (docs/EVALUATION.md)."""
-
-    k: int = 3  # passages shown to the model
-    mode: str = "hybrid"
-    dense_weight: float = 0.6
-    fusion: str = "weighted"
-    max_new_tokens: int = 56  # one or two short sentences; also bounds the slowest answer
-    history_turns: int = 2  # earlier turns used for follow-ups
-    min_dense: float = 0.25  # below this best cosine, the document has nothing close
-    min_support: float = 0.5  # share of a sentence's content words its passage must contain
-    min_fallback: float = 0.8  # sentence score (similarity + word overlap) a quoted fallback needs
-    max_sentences: int = 5  # sentences of the passages shown to the model
-    sentence_lexical_weight: float = 0.5  # weight of question-word overlap in sentence ranking
-    on_target: int = 3  # a claim must rest on one of the question's best sentences
-    drift_margin: float = 0.25  # best sentence this far above the draft's own: quote it instead
-    restatement: float = 0.6  # share of a sentence a claim rewrites before the sentence is quoted
-    full_restatement: float = 0.85  # ... unless it rewrites this much of it: nothing was left out
-    short_sentence: int = 16  # words; a claim restating half of a sentence this short quotes it
-    second_part_margin: float = 0.25  # two-part questions: how far below the best a second source may score
+AnswerSettings = Policy  # the name the CLI, the evaluator and older code use
 
 
 @dataclass(frozen=True)
@@ -128,6 +82,7 @@ class Answer:
     reason: str = ""  # why it abstained or fell back; empty for a plain grounded answer
     draft: str = ""  # what the model wrote before the checks
     quoted: bool = False  # some of the text is the document's own sentences, not the model's words
+    trace: list = field(default_factory=list)  # [{stage, decision, detail}]: which stage decided what, and why
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -167,16 +122,16 @@ def check_question(question: str) -> str:
 class Answerer:
     """Answers questions about the documents in one index, with one generator."""
 
-    PRE_EMBED_LIMIT = 500  # paragraphs; above it sentences are embedded on first use
-
-    def __init__(self, index: ParagraphIndex, generator: GeneratorLike, settings: AnswerSettings | None = None):
+    def __init__(self, index: ParagraphIndex, generator: GeneratorLike, settings: Policy | None = None):
         self.index = index
         self.generator = generator
-        self.settings = settings or AnswerSettings()
+        self.policy = settings or Policy()
         texts = [p.text + " " + p.section for p in index.paragraphs] + index.documents
         self.vocabulary = grounding.vocabulary_of(texts)
         self.corpus_text = "\n".join(texts)
         self.idf = grounding.inverse_document_frequency([p.text for p in index.paragraphs])
+        self.common = grounding.lower_case_words(texts)  # tells a capitalised first word from a name
+        self.verifier_context = verify.Context(self.idf, self.vocabulary, self.common)
         self.acronyms = grounding.acronym_phrases(self.corpus_text)
         self._by_label: dict[str, list] = {}
         for p in index.paragraphs:
@@ -184,7 +139,7 @@ class Answerer:
         self._row = {p.id: n for n, p in enumerate(index.paragraphs)}
         self._corpus_words = {w.lower() for w in grounding.words(self.corpus_text)}
         self._sentence_cache: dict[str, tuple[list[str], np.ndarray]] = {}
-        if len(index.paragraphs) <= self.PRE_EMBED_LIMIT:
+        if len(index.paragraphs) <= self.policy.pre_embed_limit:
             # Small corpora: embed every sentence now, in one batch (about a second for a few
             # hundred paragraphs), rather than on the first question reaching each paragraph.
             split = [_evidence_sentences(p.text) for p in index.paragraphs]
@@ -194,13 +149,17 @@ class Answerer:
                 self._sentence_cache[paragraph.id] = (sentences, vectors[start:start + len(sentences)])
                 start += len(sentences)
 
+    @property
+    def settings(self) -> Policy:
+        return self.policy
+
     # ------------------------------------------------------------------ retrieval
 
     def expand(self, question: str) -> str:
         """The question plus what its acronyms stand for, when the documents only spell them
         out: "What did the head of UNDP ...?" also searches "United Nations Development
         Programme"."""
-        if len(question) > 1500:
+        if len(question) > self.policy.max_search_chars:
             return question  # long texts carry enough words, and must stay under the search limit
         extra = []
         for token in dict.fromkeys(re.findall(r"\b[A-Z]{2,6}\b", question)):
@@ -218,7 +177,7 @@ class Answerer:
         return list({p.id: p for p in found}.values())
 
     def retrieve(self, question: str, history=None, k: int | None = None) -> list[Hit]:
-        s = self.settings
+        s = self.policy
         k = k or s.k
         named = self.referenced(question)
         if named:
@@ -234,8 +193,8 @@ class Answerer:
             # The earlier question says what "it"/"they" refer to. Its hits count slightly
             # less, so a new topic still wins over the old one.
             context = " ".join(t.question for t in turns) + " " + question
-            for hit in search(context[-1500:]):
-                discounted = Hit(hit.paragraph, hit.score * 0.95, hit.dense, hit.lexical, hit.rank)
+            for hit in search(context[-s.max_search_chars:]):
+                discounted = Hit(hit.paragraph, hit.score * s.follow_up_discount, hit.dense, hit.lexical, hit.rank)
                 if hit.paragraph.id not in hits or discounted.score > hits[hit.paragraph.id].score:
                     hits[hit.paragraph.id] = discounted
         ranked = sorted(hits.values(), key=lambda h: -h.score)[:k]
@@ -244,18 +203,6 @@ class Answerer:
     def retrieve_passages(self, question: str, history=None) -> list[Passage]:
         """The passages the model would be shown for this question."""
         return [Passage.from_hit(h) for h in self.retrieve(question, history)]
-
-    def _abstain_before_generating(self, question: str, hits: list[Hit]) -> str:
-        s = self.settings
-        if not hits:
-            return "nothing was retrieved"
-        best = max(h.dense for h in hits)
-        if best < s.min_dense and not any(h.lexical > 0 for h in hits[:1]) and not self.referenced(question):
-            return f"no passage is close to the question (best similarity {best:.2f})"
-        unknown = grounding.missing_terms(_PARAGRAPH_REFERENCE.sub(" ", question), self.vocabulary, self.corpus_text)
-        if unknown:
-            return f"the document never mentions {', '.join(unknown)}"
-        return ""
 
     def rank_sentences(self, question: str, passages: list[Passage], history=None) -> list[tuple[float, Passage, int, str]]:
         """Every sentence of the passages, scored by meaning against the question, best first.
@@ -276,7 +223,7 @@ class Answerer:
         if not rows:
             return []
         queries = [self.expand(question)]
-        turns = normalise_history(history)[-self.settings.history_turns:]
+        turns = normalise_history(history)[-self.policy.history_turns:]
         if turns:
             queries.append(self.expand(" ".join(t.question for t in turns) + " " + question))
         query_vectors = self.index.embedder.encode(queries)
@@ -292,7 +239,7 @@ class Answerer:
         def lexical(stems: set[str], heading: str) -> float:
             stems = stems | self._stems_of(heading)
             return max(grounding.weighted_share(terms, stems, self.idf) for terms in wanted)
-        scored = [(float(similarity[n]) + self.settings.sentence_lexical_weight * lexical(stems, p.section), p, i, sentence)
+        scored = [(float(similarity[n]) + self.policy.sentence_lexical_weight * lexical(stems, p.section), p, i, sentence)
                   for n, (p, i, sentence, stems) in enumerate(rows)]
         return sorted(scored, key=lambda row: -row[0])
 
@@ -319,7 +266,7 @@ class Answerer:
 
     def context(self, ranked: list[tuple[float, Passage, int, str]], passages: list[Passage]) -> list[tuple[Passage, str]]:
         """The passages as the model sees them: the best sentences only, in document order."""
-        keep = ranked[: self.settings.max_sentences]
+        keep = ranked[: self.policy.max_sentences]
         shown = []
         for p in passages:
             chosen = sorted((i, sentence) for _, q, i, sentence in keep if q.id == p.id)
@@ -345,7 +292,7 @@ class Answerer:
         quoted = "\n\n".join(f"{labels[p.id]}: {text}" for p, text in self.context(ranked, passages))
         example = labels[passages[0].id] if passages else "¶1"
         messages = [{"role": "system", "content": SYSTEM_PROMPT.format(passages=quoted, example=example)}]
-        for turn in normalise_history(history)[-self.settings.history_turns:]:
+        for turn in normalise_history(history)[-self.policy.history_turns:]:
             messages.append({"role": "user", "content": turn.question})
             messages.append({"role": "assistant", "content": grounding.strip_markers(turn.answer) or MODEL_REFUSAL})
         messages.append({"role": "user", "content": question})
@@ -353,32 +300,11 @@ class Answerer:
 
     # ------------------------------------------------------------------ answering
 
-    def stream(self, question: str, history=None) -> Iterator[str | Answer]:
-        """Yield the model's text pieces as they come, then the checked Answer last."""
-        started = time.perf_counter()
-        question = check_question(question)
-        hits = self.retrieve(question, history)
-        passages = [Passage.from_hit(h) for h in hits]
-        timings = {"retrieve": time.perf_counter() - started}
-        reason = self._abstain_before_generating(question, hits)
-        if reason:
-            timings["total"] = time.perf_counter() - started
-            yield Answer(question, NOT_IN_DOCUMENT, True, [], passages, timings, reason)
-            return
-        ranked = self.rank_sentences(question, passages, history)
-        draft_parts: list[str] = []
-        generation_started = time.perf_counter()
-        messages = self.messages(question, passages, history, ranked)
-        for piece in self.generator.stream(messages, self.settings.max_new_tokens):
-            if not draft_parts:
-                timings["first_token"] = time.perf_counter() - started
-            draft_parts.append(piece)
-            yield piece
-        timings["generate"] = time.perf_counter() - generation_started
-        answer = self.check(question, "".join(draft_parts), passages, ranked, history)
-        timings["total"] = time.perf_counter() - started
-        answer.timings = timings
-        yield answer
+    def stream(self, question: str, history=None) -> Iterator[VerifiedSentence | Answer]:
+        """Yield each verified sentence of the answer as it passes, then the Answer last.
+        Nothing the model wrote is yielded before it is checked."""
+        state = pipeline.State(check_question(question), normalise_history(history)[-self.policy.history_turns:])
+        yield from pipeline.run(self, state)
 
     def ask(self, question: str, history=None) -> Answer:
         answer = None
@@ -388,7 +314,14 @@ class Answerer:
         assert answer is not None
         return answer
 
-    # ------------------------------------------------------------------ checking
+    def check(self, question: str, draft: str, passages: list[Passage], ranked: list | None = None,
+              history=None) -> Answer:
+        """A recorded draft through the claim stages (no generation): replays and tests."""
+        state = pipeline.State(question, normalise_history(history)[-self.policy.history_turns:], list(passages))
+        state.ranked = ranked if ranked is not None else self.rank_sentences(question, passages, history)
+        return pipeline.check_draft(self, state, draft)
+
+    # ------------------------------------------------------------------ what the stages use
 
     def resolve(self, label: str, passages: list[Passage]) -> Passage | None:
         """The passage a marker names, or None (out of range, malformed, not retrieved)."""
@@ -400,159 +333,27 @@ class Answerer:
                 return p
         return None
 
-    def check(self, question: str, draft: str, passages: list[Passage], ranked: list | None = None,
-              history=None) -> Answer:
-        """Turn a raw draft into an answer whose every citation is backed by its passage."""
-        s = self.settings
-        if ranked is None:
-            ranked = self.rank_sentences(question, passages, history)
-        text = draft.strip()
-        if text.upper().startswith(MODEL_REFUSAL):
-            text = text[len(MODEL_REFUSAL):].strip(" .:\n")  # it sometimes refuses, then answers
-        if not text or _REFUSAL_PATTERNS.search(text):
-            return self._fallback(question, passages, ranked, draft, "the model found no answer in the passages")
-        labels = self.display_labels(passages)
-        evidence = {p.id: " ".join(self._sentences_of(p.id, p.text)[0]) for p in passages}
-        subject = _PARAGRAPH_REFERENCE.sub(" ", question)  # "¶11" is no name the passage must contain
-        asked = grounding.content_stems(question)
-        kept: list[tuple[str, list[Passage]]] = []
-        dropped = 0
-        # Each line of a list is a claim of its own, full stop or not.
-        sentences = _dedupe([sentence for line in text.splitlines() for sentence in grounding.split_sentences(line)])
-        if sentences and not _is_complete(sentences[-1]) and not draft.rstrip(" ").endswith("\n"):
-            # The token limit cut the last sentence: mark the cut, so a half-sentence never
-            # reads as a finished claim (it is still checked like any other, and often holds
-            # the second half of the answer). A list item is complete at its line break.
-            sentences[-1] = grounding.strip_markers(sentences[-1]).rstrip(" ,;:-") + "…"
-        for sentence in sentences:
-            cited = [self.resolve(label, passages) for _, _, found in grounding.find_markers(sentence) for label in found]
-            claim = _without_echoed_label(grounding.strip_markers(sentence).lstrip(":;,.-–— "), asked)  # "[¶2]: He called ..."
-            if not grounding.content_stems(claim) - asked:
-                continue  # a bare marker, filler, or the question said back: no claim to keep
-            scores = {p.id: grounding.support(claim, evidence[p.id], subject, self.idf, vocabulary=self.vocabulary,
-                                              heading=p.section).score
-                      for p in passages}
-            for p in passages:
-                if scores[p.id] >= s.min_support and grounding.misattributed(claim, evidence[p.id], subject):
-                    scores[p.id] = 0.0  # right words, wrong list item: "Feltman was the Special Adviser ..."
-            backed = [p for p in cited if p is not None and scores[p.id] >= s.min_support]
-            if not backed:
-                best = max(passages, key=lambda p: scores[p.id])
-                if scores[best.id] >= s.min_support:
-                    backed = [best]
-            if not backed:
-                halves = self._backed_part_by_part(sentence, passages, evidence, subject)
-                if halves:
-                    claim = CitedInParts(claim, halves)
-                    backed = [p for _, holding in halves for p in holding]
-            if not backed:
-                dropped += 1
-                continue
-            kept.append((claim, list({p.id: p for p in backed}.values())))
-        if not kept:
-            return self._fallback(question, passages, ranked, draft, "no sentence of the draft is supported by the passages")
-        # A supported claim can still miss the question: the small model often copies a true
-        # sentence about something else. Claims must rest on the question's best sentences.
-        targets = ranked[: s.on_target]
-        if normalise_history(history):
-            # A follow-up reads two ways: with the conversation ("... formal agenda? Why did
-            # some delegates object to that?") and alone. The sentence that best matches it
-            # alone ("some delegates questioned ...") is on target too.
-            alone = self.rank_sentences(question, passages)[:1]
-            targets = targets + [row for row in alone if all(row[3] != t[3] for t in targets)]
-        best = " ".join(row[3] for row in targets)
-        top_ids = {row[1].id for row in targets}
-        # A claim's own paragraph's heading counts ("Recipients" says what the address
-        # block is); other headings ("Interactive Dialogue") would excuse any claim.
-        headings = lambda backing: " ".join(p.section for p in backing if p.id in top_ids)
-        # "What does ¶11 say?" asks for any of ¶11: every sentence of it is on target. ("What
-        # does ¶4 say about UNDP?" still needs the sentences about UNDP.)
-        named = bool(self.referenced(question)) and not grounding.content_stems(subject) - _OPEN_REQUEST
-        # (The question's names need not all be in those few sentences: the passage check
-        # above already asked that of each claim's own paragraph.)
-        if not named and not any(grounding.support(claim, best, subject, self.idf, s.on_target, self.vocabulary,
-                                     require_subject=False, heading=headings(backing)).score >= s.min_support
-                   for claim, backing in kept):
-            return self._fallback(question, passages, ranked, draft, "the draft does not answer the question")
-        sources = [self._source_of(claim, ranked, subject) for claim, _ in kept]
-        top_score = ranked[0][0]
-        best_quote = self._quote(ranked[0][1], ranked[0][3])
-        # The small model often answers from the first sentence it reads rather than the
-        # one that matches the question: when the draft rests only on evidence ranked far
-        # below the best sentence, the best sentence is the answer ...
-        drifted = not named and all(n != 0 and top_score - ranked[n][0] >= s.drift_margin for n, _ in sources)
-        if drifted and top_score < s.min_fallback:
-            # ... unless the best sentence is itself too far from the question to be quoted as
-            # the answer (the bar of the fallback quote): then nothing here answers it.
-            return self._fallback(question, passages, ranked, draft, "the draft answered from a far weaker sentence")
-        if drifted and grounding.gives_expected_answer(best_quote, question):
-            kept = self._add_second_part(question, [(best_quote, [ranked[0][1]])], ranked, {0})
-            return self._compose(question, kept, passages, draft, labels,
-                                 "the draft answered from a weaker sentence; quoted the best one instead")
-        notes = [f"{dropped} unsupported sentence(s) removed"] if dropped else []
-        quoted = []
-        for number, ((claim, backing), (n, coverage)) in enumerate(zip(kept, sources)):
-            partial = coverage < s.full_restatement or _POINTS_BACK.match(claim)
-            # A short sentence (an address, a title) costs little to quote in full, and a
-            # claim that keeps only part of it is a partial answer: there, half is enough.
-            needed = s.restatement / 2 if len(ranked[n][3].split()) <= s.short_sentence else s.restatement
-            # (A claim citing two paragraphs for its halves is never a rewrite of one sentence.)
-            if coverage >= needed and partial and n < s.on_target and not isinstance(claim, CitedInParts):
-                # A rewrite of most of one sentence is where the model drops qualifiers ("only
-                # as a measure of last resort"): the sentence itself says it exactly, with the
-                # sentence "he" points back to. A rewrite of (nearly) all of it that stands on
-                # its own is kept: it says the same, often with "they" resolved.
-                passage = ranked[n][1]
-                kept[number] = (self._quote(passage, ranked[n][3]), [passage])
-                quoted.append(passage.label)
-        if quoted:
-            notes.append("restated sentence(s) quoted from " + ", ".join(dict.fromkeys(quoted)))
-        kept = list({claim: (claim, backing) for claim, backing in kept}.values())
-        if not grounding.gives_expected_answer(" ".join(claim for claim, _ in kept), question):
-            kind = grounding.expected_answer(question)
-            return self._fallback(question, passages, ranked, draft, f"the draft gives no {kind} for the question")
-        kept = self._add_second_part(question, kept, ranked, {n for n, _ in sources})
-        return self._compose(question, kept, passages, draft, labels, "; ".join(notes))
+    def evidence_of(self, passage: Passage) -> str:
+        """The passage as evidence: its sentences minus instruction-like ones."""
+        return " ".join(self._sentences_of(passage.id, passage.text)[0])
 
-    def _backed_part_by_part(self, sentence: str, passages: list[Passage], evidence: dict,
-                             subject: str) -> list[tuple[str, list[Passage]]]:
-        """A sentence that cites two paragraphs for its two halves ("[¶10] Australia and Ghana
-        led one, while [¶11] France and Mexico led the other") is supported by neither alone:
-        it is kept when each half is supported by the paragraph it cites. Returns the halves
-        with their paragraphs, or [] if any half fails."""
-        halves = []
-        for text, labels in grounding.cited_parts(sentence):
-            cited = [p for p in (self.resolve(label, passages) for label in labels) if p is not None]
-            holding = [p for p in cited if grounding.support(text, evidence[p.id], subject, self.idf, vocabulary=self.vocabulary,
-                                                             heading=p.section).score >= self.settings.min_support]
-            if not holding and grounding.content_stems(text) - grounding.content_stems(subject):
-                return []
-            halves.append((text, holding))
-        return halves if len({p.id for _, holding in halves for p in holding}) > 1 else []
+    def verify(self, claim: str, passage_text: str, question: str = "", heading: str = "",
+               require_subject: bool = True, window: int | None = None) -> verify.Verdict:
+        return verify.verify(claim, passage_text, question, self.verifier_context, heading, self.policy,
+                             require_subject, window)
 
-    def _add_second_part(self, question: str, kept: list, ranked: list, rows: set[int]) -> list:
-        """A two-part question ("What did they develop, and what were they invited to do?")
-        usually needs two paragraphs, and the model tends to answer one part. Add the best
-        sentence of another paragraph than the one the answer rests on (`rows`: the ranked
-        sentences its claims came from), if it matches the question nearly as well as the
-        best sentence does."""
-        if not grounding.asks_several_things(question):
-            return kept
-        sources = {n for n in rows if n < self.settings.on_target}
-        answered = {ranked[n][1].id for n in sources}
-        for n, (score, passage, _, sentence) in enumerate(ranked):
-            if ranked[0][0] - score > self.settings.second_part_margin:
-                break
-            if n not in sources and passage.id not in answered:
-                return kept + [(self._quote(passage, sentence), [passage])]
-        return kept
+    def without_references(self, question: str) -> str:
+        """The question without its paragraph references: "¶11" is no name a passage must contain."""
+        return _PARAGRAPH_REFERENCE.sub(" ", question)
 
-    def _source_of(self, claim: str, ranked: list, question: str) -> tuple[int, float]:
+    def source_of(self, claim: str, ranked: list, question: str) -> tuple[int, float]:
         """The ranked sentence that best supports a claim, and how much of it the claim restates.
         (With the question: names it asked about, like "UNDP", need not recur in the sentence.)"""
+        if not ranked:
+            return 0, 0.0
         best, best_support = 0, -1.0
         for n, (_, passage, _, sentence) in enumerate(ranked):
-            score = grounding.support(claim, self._quote(passage, sentence), question, self.idf, 2,
+            score = grounding.support(claim, self.quote(passage, sentence), question, self.idf, 2,
                                       require_subject=False, heading=passage.section).score
             if score > best_support + 1e-9:
                 best, best_support = n, score
@@ -560,43 +361,15 @@ class Answerer:
         coverage = grounding.weighted_share(grounding.content_stems(ranked[best][3]), claim_stems, self.idf)
         return best, coverage
 
-    def _quote(self, passage: Passage, sentence: str) -> "Quote":
+    def quote(self, passage: Passage, sentence: str) -> Quote:
         """A sentence as quoted in an answer: with the sentence before it when it points back
         ("He drew a direct connection..." needs the one that says who "he" is)."""
         sentences = self._sentences_of(passage.id, passage.text)[0]
         return Quote(_in_context(sentences)[sentences.index(sentence)] if sentence in sentences else sentence)
 
-    def _fallback(self, question: str, passages: list[Passage], ranked: list, draft: str, why: str) -> Answer:
-        """The passages' best sentence if it is close enough to the question, else abstain."""
-        best_quote = self._quote(ranked[0][1], ranked[0][3]) if ranked else ""
-        close_enough = ranked and (ranked[0][0] >= self.settings.min_fallback or self.referenced(question))
-        if close_enough and grounding.gives_expected_answer(best_quote, question):
-            kept = self._add_second_part(question, [(best_quote, [ranked[0][1]])], ranked, {0})
-            return self._compose(question, kept, passages, draft,
-                                 self.display_labels(passages), f"{why}; quoted the passage instead")
-        return Answer(question, NOT_IN_DOCUMENT, True, [], passages, {}, why, draft)
-
     @staticmethod
-    def _compose(question, kept, passages, draft, labels, reason) -> Answer:
-        parts, cited = [], {}
-        for claim, backing in kept:
-            if isinstance(claim, CitedInParts):
-                # Each half keeps its own citation: "A led one [¶10], while B led the other [¶11]."
-                parts.append(claim.with_markers(labels))
-            else:
-                markers = "".join(f" [{labels[p.id]}]" for p in backing)
-                # A quote can be several sentences ("... He drew a direct connection ..."): each
-                # carries its citation, so every sentence of the answer shows where it comes from.
-                for sentence in grounding.split_sentences(claim) or [claim]:
-                    body = sentence.rstrip()
-                    end = body[-1] if body and body[-1] in ".!?…" else "."
-                    body = body.rstrip(".!?…")
-                    # A cut sentence keeps its ellipsis before the citation: "… the use of the… [¶11]".
-                    parts.append(f"{body}…{markers}" if end == "…" else f"{body}{markers}{end}")
-            for p in backing:
-                cited.setdefault(p.id, Citation(p.id, p.label, p.document, p.section, p.text))
-        quoted = any(isinstance(claim, Quote) for claim, _ in kept)
-        return Answer(question, " ".join(parts), False, list(cited.values()), passages, {}, reason, draft, quoted)
+    def citation(p: Passage) -> Citation:
+        return Citation(p.id, p.label, p.document, p.section, p.text)
 
 
 # "paragraph 11", "paragraphs 10 and 11", "para. 4", "¶ 7": the numbers after the word.
@@ -604,43 +377,11 @@ _PARAGRAPH_REFERENCE = re.compile(
     r"(?:¶|\bparagraphs?\b|\bparas?\b\.?)\s*(\d{1,4}(?:\s*(?:,|and|&|-|to)\s*¶?\s*\d{1,4})*)", re.IGNORECASE)
 
 
-_OPEN_REQUEST = frozenset(grounding.stem(w) for w in
-                          "say summarise summarize summary describe explain mean contain discuss state "
-                          "write cover main point points key idea ideas gist".split())
-
-
-class Quote(str):
-    """Text taken verbatim from a document (as opposed to the model's words)."""
-
-
-class CitedInParts(str):
-    """A claim whose halves rest on different paragraphs, with those halves and paragraphs."""
-
-    halves: list
-
-    def __new__(cls, text: str, halves: list):
-        claim = super().__new__(cls, text)
-        claim.halves = halves
-        return claim
-
-    def with_markers(self, labels: dict[str, str]) -> str:
-        """The halves, each followed by its markers; a joining word stays between them."""
-        pieces = []
-        for text, passages in self.halves:
-            markers = "".join(f" [{labels[p.id]}]" for p in passages)
-            body, joint = re.match(r"(.*?)((?:[,;]?\s+(?:while|whereas|and|but|whilst))?)$", text, re.S).groups()
-            pieces.append(f"{body}{markers}{joint}")
-        return " ".join(pieces).rstrip(" ,;") + "."
-
-
 def _evidence_sentences(text: str) -> list[str]:
     return grounding.split_sentences(grounding.evidence(text))
 
 
-# A sentence that opens by pointing back ("This would permit...", "He drew a direct
-# connection...", "In their view, ...") means little alone: quoted, it brings the one before.
-_POINTS_BACK = re.compile(
-    r"^(?:[^,]{1,120},\s*|in\s+)?(this|these|those|he|she|it|they|his|her|its|their|such)\b", re.I)
+_POINTS_BACK = pipeline._POINTS_BACK
 
 
 def _in_context(sentences: list[str]) -> list[str]:
@@ -659,31 +400,3 @@ def _in_context(sentences: list[str]) -> list[str]:
     return out
 
 
-_LABEL = re.compile(r"^([^:\n]{1,60}):\s+(?=\S)")
-
-
-def _without_echoed_label(claim: str, question_stems: set[str]) -> str:
-    """A list line whose label only repeats the question, "Pair of countries: Australia and
-    Ghana", is its value: the label's words are the question's, not the passage's, and would
-    count against the claim in the support check. Labels with names or numbers stay."""
-    match = _LABEL.match(claim)
-    if not match or grounding.key_terms(match.group(1)):
-        return claim
-    if grounding.content_stems(match.group(1)) <= question_stems:
-        return claim[match.end():]
-    return claim
-
-
-def _is_complete(sentence: str) -> bool:
-    return grounding.strip_markers(sentence).rstrip("\"')] ").endswith((".", "!", "?", "…"))
-
-
-def _dedupe(sentences: list[str]) -> list[str]:
-    """Small models repeat themselves; keep the first copy of each sentence."""
-    seen, out = set(), []
-    for sentence in sentences:
-        key = grounding.strip_markers(sentence).lower()
-        if key not in seen:
-            seen.add(key)
-            out.append(sentence)
-    return out

@@ -35,13 +35,14 @@ import string
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import grounding
 from .answer import Answerer, Answer
 from .errors import QuestionError, TestSetError
 
+MISSING_EVIDENCE = "missing:"  # gold id of a quote no paragraph holds
 DEFAULT_TESTSET = Path(__file__).resolve().parent.parent / "testsets" / "r2p-2017.jsonl"
 
 
@@ -56,18 +57,37 @@ class TestItem:
     key_facts: tuple[str, ...] = ()
     history: tuple[dict, ...] = ()
     type: str = ""
+    evidence: tuple[str, ...] = ()  # verbatim quotes of the document that answer it
+    line: int = 0  # where it stands in its file, for messages
 
     @property
     def answerable(self) -> bool:
-        return bool(self.gold)
+        return bool(self.gold) or bool(self.evidence)
 
 
-def load_testset(path: Path, known_ids: set[str] | None = None) -> list[TestItem]:
-    """Parse and validate a test set; every error names the file and line."""
+@dataclass(frozen=True)
+class TestSet:
+    """A test set: its questions and, when its first line names them, its documents."""
+
+    __test__ = False
+
+    path: Path
+    items: list[TestItem]
+    documents: tuple[Path, ...] = ()  # empty: the set is about the current index
+
+
+def read_testset(path: Path) -> TestSet:
+    """Parse and validate a test set; every error names the file and line.
+
+    The first line may be a header naming the documents the set is about, relative to the
+    set's own folder: {"documents": ["docs/mpl-2.0.txt"]}. Each question gives its gold
+    paragraphs as ids ("gold") or as verbatim quotes ("evidence"), which `resolve_evidence`
+    turns into the ids of whatever paragraphs the current reader makes of the document.
+    """
     path = Path(path)
     if not path.exists():
         raise TestSetError(f"{path}: no such test set")
-    items, seen = [], set()
+    items, seen, documents = [], set(), ()
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
@@ -78,7 +98,22 @@ def load_testset(path: Path, known_ids: set[str] | None = None) -> list[TestItem
             raise TestSetError(f"{where}: not valid JSON ({error.msg})") from None
         if not isinstance(data, dict):
             raise TestSetError(f"{where}: expected a JSON object")
-        for name, kind in (("id", (str, int)), ("question", str), ("gold", list), ("answer", str)):
+        if "documents" in data and "question" not in data:
+            if items or documents:
+                raise TestSetError(f"{where}: the \"documents\" header must be the first line")
+            names = data["documents"]
+            if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+                raise TestSetError(f"{where}: \"documents\" must be a list of file paths")
+            documents = tuple((path.parent / n).resolve() for n in names)
+            missing = [str(d) for d in documents if not d.exists()]
+            if missing:
+                raise TestSetError(f"{where}: document(s) not found: {', '.join(missing)}")
+            continue
+        if "gold" not in data and "evidence" not in data:
+            raise TestSetError(f"{where}: missing field \"gold\" (or \"evidence\")")
+        for name, kind in (("id", (str, int)), ("question", str), ("gold", list), ("evidence", list), ("answer", str)):
+            if name not in data and name in ("gold", "evidence"):
+                continue
             if name not in data:
                 raise TestSetError(f"{where}: missing field \"{name}\"")
             if not isinstance(data[name], kind):
@@ -90,20 +125,75 @@ def load_testset(path: Path, known_ids: set[str] | None = None) -> list[TestItem
         seen.add(str(data["id"]))
         facts = data.get("key_facts", [])
         history = data.get("history", [])
+        evidence = data.get("evidence", [])
         if not isinstance(facts, list) or not all(isinstance(f, str) for f in facts):
             raise TestSetError(f"{where}: \"key_facts\" must be a list of strings")
+        if not all(isinstance(e, str) and e.strip() for e in evidence):
+            raise TestSetError(f"{where}: \"evidence\" must be a list of quotes")
         if not isinstance(history, list) or not all(isinstance(h, dict) and "question" in h for h in history):
             raise TestSetError(f"{where}: \"history\" must be a list of {{\"question\", \"answer\"}} objects")
-        gold = tuple(str(g) for g in data["gold"])
-        if known_ids is not None:
-            unknown = [g for g in gold if g not in known_ids]
-            if unknown:
-                raise TestSetError(f"{where}: unknown paragraph id(s) {', '.join(unknown)} (not in the index)")
-        items.append(TestItem(str(data["id"]), data["question"], gold, data["answer"], tuple(facts),
-                              tuple(history), str(data.get("type", ""))))
+        items.append(TestItem(str(data["id"]), data["question"], tuple(str(g) for g in data.get("gold", [])),
+                              data["answer"], tuple(facts), tuple(history), str(data.get("type", "")),
+                              tuple(evidence), number))
     if not items:
         raise TestSetError(f"{path}: the test set has no questions")
+    return TestSet(path, items, documents)
+
+
+def load_testset(path: Path, known_ids: set[str] | None = None, paragraphs=None) -> list[TestItem]:
+    """The questions of a test set, gold ids checked against `known_ids` and evidence quotes
+    resolved against `paragraphs` (objects with `id` and `text`) when given."""
+    testset = read_testset(path)
+    items = testset.items
+    if paragraphs is not None:
+        items = resolve_evidence(items, paragraphs, Path(path).name)
+    if known_ids is not None:
+        for item in items:
+            unknown = [g for g in item.gold if g not in known_ids and not g.startswith(MISSING_EVIDENCE)]
+            if unknown:
+                raise TestSetError(f"{Path(path).name}:{item.line}: unknown paragraph id(s) "
+                                   f"{', '.join(unknown)} (not in the index)")
     return items
+
+
+def _flat(text: str) -> str:
+    """Letters and digits only, lower case, compatibility-normalised: a quote still matches
+    a PDF's text layer that lost spaces, kept ligatures or split a word at a line end."""
+    import unicodedata
+
+    return "".join(ch for ch in unicodedata.normalize("NFKC", text).lower() if ch.isalnum())
+
+
+def resolve_evidence(items: list[TestItem], paragraphs, where: str = "test set") -> list[TestItem]:
+    """Gold ids from evidence quotes: every paragraph that contains a quote (or, when a
+    reader split the quoted sentence, the consecutive paragraphs that contain it together)."""
+    paragraphs = list(paragraphs)
+    flat = [_flat(p.text) for p in paragraphs]
+    out = []
+    for item in items:
+        if not item.evidence:
+            out.append(item)
+            continue
+        gold = list(item.gold)
+        for quote in item.evidence:
+            needle = _flat(quote)
+            found = [paragraphs[n].id for n, text in enumerate(flat) if needle in text]
+            if not found:
+                found = [paragraphs[m].id for n in range(len(flat) - 1) if needle in flat[n] + flat[n + 1]
+                         for m in (n, n + 1)]
+            if not found:
+                # A reader that makes a title or heading no paragraph of its own: the first
+                # paragraph under it is where a reader would look.
+                found = [p.id for p in paragraphs if needle in _flat(getattr(p, "section", ""))][:1]
+            if not found:
+                # The reader lost this text (a boxed clause, a page it could not read): the
+                # question stays answerable and scores as a miss, never as unanswerable.
+                print(f"warning: {where}: {item.id}: evidence not in any paragraph: {quote[:60]!r}",
+                      file=sys.stderr)
+                found = [MISSING_EVIDENCE + quote]
+            gold += found
+        out.append(replace(item, gold=tuple(dict.fromkeys(gold))))
+    return out
 
 
 # --------------------------------------------------------------------------- metrics
@@ -423,11 +513,30 @@ def parse_configuration(text: str) -> dict:
     return overrides
 
 
+def service_for(testset: TestSet, service):
+    """The service whose index holds the test set's documents: the current one when it was
+    built from exactly those files, else one over an index of its own under index/eval/
+    (rebuilt when the documents change; unchanged paragraphs keep their vectors)."""
+    if not testset.documents:
+        return service
+    from .service import Service
+
+    wanted = {str(d) for d in testset.documents}
+    if {str(Path(p).resolve()) for p in service.source_paths()} == wanted:
+        return service
+    folder = service.index_path.parent / "eval" / re.sub(r"[^A-Za-z0-9_.-]+", "_", testset.path.stem)
+    own = Service(index_path=folder, settings=service.settings, embedder=service.embedder,
+                  generator=service._generator, generator_path=service.generator_path)
+    own.build(list(testset.documents))
+    return own
+
+
 def run_cli(args, service) -> int:
     from tqdm import tqdm
 
     testset = args.testset or DEFAULT_TESTSET
-    items = load_testset(testset, set(service.index.by_id))
+    service = service_for(read_testset(testset), service)
+    items = load_testset(testset, set(service.index.by_id), service.index.paragraphs)
     if args.limit:
         items = items[: args.limit]
     configurations = {"default": {}}

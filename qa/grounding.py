@@ -27,28 +27,16 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from . import lexicon
 import Stemmer  # PyStemmer: a small C extension, the same stemmer the BM25 side uses
 
 _STEMMER = Stemmer.Stemmer("english")
 
-STOPWORDS = frozenset(
-    """a about above after again against all also am an and any are as at be because been before
-    being below between both but by can could did do does doing done down during each few for from
-    further had has have having he her here hers him his how i if in into is it its itself just me
-    more most my no nor not now of off on once only or other our out over own same she should so
-    some such than that the their them then there these they this those through to too under until
-    up very was we were what when where which while who whom why will with would you your yes
-    per among upon via within without according document paragraph passage say says said tell
-    told mention mentioned many much one two""".split()
-)
-
-# Capitalised words that start questions or are generic: not names to look for.
-_NOT_NAMES = frozenset(
-    """what who whom which when where why how is are was were did does do can could would should
-    will the a an in on of according and or to for by with at as if it its this that these those
-    there please list name give tell explain describe summarise summarize according i mr mrs ms
-    dr h.e. he she they we you un""".split()
-)
+STOPWORDS = lexicon.words("stopwords")
+# Capitalised words that start questions or are titles: not names to look for.
+_NOT_NAMES = lexicon.words("not_names")
+_ABBREVIATIONS = "|".join(re.escape(w.rstrip(".")) for w in lexicon.load()["abbreviations"].split())
+NUMBER_VALUES = {**lexicon.numbers("cardinals"), **lexicon.numbers("ordinals")}
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*[A-Za-z]|[A-Za-z]|\d[\d,./]*\d|\d")
 _MARKER = re.compile(r"\[([^\[\]]{1,40})\]")
@@ -74,8 +62,13 @@ def content_stems(text: str) -> set[str]:
     return {stem(w) for w in words(text) if w.lower() not in STOPWORDS and len(w) > 1 or w.isdigit()}
 
 
-def key_terms(text: str) -> set[str]:
-    """Names and numbers: capitalised words not at a sentence start, acronyms, digits."""
+def key_terms(text: str, common: frozenset[str] | set[str] | None = None) -> set[str]:
+    """Names and numbers: capitalised words, acronyms, digits.
+
+    A sentence's first word is capitalised whatever it is, so it counts as a name only when
+    `common` (the words the documents use in lower case) is given and lacks it: "Ghana led
+    ..." names Ghana, "Member States ..." names nothing new, "The ..." never does.
+    """
     terms: set[str] = set()
     for sentence in split_sentences(text) or [text]:
         tokens = words(sentence)
@@ -85,9 +78,36 @@ def key_terms(text: str) -> set[str]:
                 terms.add(token.strip(".,"))
             elif len(token) > 1 and token[0].isupper() and lower not in _NOT_NAMES and lower not in STOPWORDS:
                 # (Single letters are initials and abbreviation pieces: "H.E." is no name "E".)
-                if position > 0 or token.isupper():
+                if position > 0 or token.isupper() or (common is not None and lower not in common
+                                                       and lower not in NUMBER_VALUES):
                     terms.add(lower)
     return terms
+
+
+def number_values(text: str) -> set[str]:
+    """The numbers a text states, digits and words alike, as canonical strings: "thirty
+    (30) days" -> {"30"}, "73 Member States" -> {"73"}, "the third" -> {"3"}. Compound words
+    ("seventy-three") add up; "one" and "second" alone are a pronoun and a unit as often as
+    numbers, so they do not count."""
+    found: set[str] = set()
+    for token in _WORD.findall(text):
+        if token[0].isdigit():
+            cleaned = token.replace(",", "").strip(".")
+            try:
+                value = float(cleaned)
+                found.add(f"{value:g}")
+            except ValueError:
+                found.add(cleaned)
+            continue
+        parts = token.lower().split("-")
+        if all(part in NUMBER_VALUES for part in parts) and parts not in (["one"], ["second"]):
+            found.add(f"{sum(NUMBER_VALUES[part] for part in parts):g}")
+    return found
+
+
+def lower_case_words(texts) -> frozenset[str]:
+    """The words the texts use in lower case somewhere: common words, not names."""
+    return frozenset(w for text in texts for w in _WORD.findall(text) if w.islower())
 
 
 def split_sentences(text: str) -> list[str]:
@@ -95,7 +115,7 @@ def split_sentences(text: str) -> list[str]:
     if not text:
         return []
     # Do not split after common abbreviations ("H.E. Mr. Peter Thomson").
-    protected = re.sub(r"\b(Mr|Mrs|Ms|Dr|H\.E|St|No|e\.g|i\.e|U\.N)\.", lambda m: m.group(0).replace(".", "\u2024"), text)
+    protected = re.sub(rf"\b({_ABBREVIATIONS})\.", lambda m: m.group(0).replace(".", "\u2024"), text)
     return [s.replace("\u2024", ".").strip() for s in _SENTENCE_END.split(protected) if s.strip()]
 
 
@@ -123,14 +143,11 @@ def weighted_share(terms: set[str], found: set[str], idf: dict[str, float] | Non
 
 # Words that name the kind of answer asked for, not its subject: "What is the *date* of the
 # letter?" may be answered "11 September 2017" by a passage that never says "date".
-ANSWER_TYPE_WORDS = frozenset(
-    stem(w) for w in """date day days year years month time name names title number numbers position
-    role reason reasons kind kinds type types country countries nation nations person people group
-    groups place city purpose way ways amount total""".split()
-)
-
-_NUMBER_WORDS = re.compile(r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
-                           r"twenty|thirty|forty|fifty|hundred|thousand|million|dozen|first|second|third)\b", re.I)
+ANSWER_TYPE_WORDS = frozenset(stem(w) for w in lexicon.words("answer_type_words"))
+_NUMBER_WORDS = re.compile(r"\b(" + "|".join(sorted(NUMBER_VALUES, key=len, reverse=True)) + r")\b", re.I)
+_NAME_KINDS = "|".join(sorted(lexicon.words("name_kinds")))
+_CONDITIONS = lexicon.words("conditions")
+_DETERMINERS = lexicon.words("determiners")
 
 
 def expected_answer(question: str) -> str | None:
@@ -145,7 +162,7 @@ def expected_answer(question: str) -> str | None:
     if word == "when" or re.search(r"\bhow (many|much|long|old)\b|\bwhat (year|date|day|month)\b|\bdate\b|\bdated\b|\bwhich year\b", q):
         return "number"
     if word in ("who", "whom", "whose") or re.search(
-            r"\bname of\b|\bwhich (countr|nation|person|people|panelist|speaker|delegat|court|group|organi[sz]ation|state)", q):
+            rf"\bname of\b|\bwhich ({_NAME_KINDS})", q):
         return "name"
     return None
 
@@ -161,21 +178,34 @@ def asks_several_things(question: str) -> bool:
     return bool(_SEVERAL.search(question))
 
 
-def gives_expected_answer(text: str, question: str) -> bool:
-    """Does the text contain the kind of thing the question asks for, beyond the question?"""
+def gives_expected_answer(text: str, question: str, common: frozenset[str] | None = None) -> bool:
+    """Does the text contain the kind of thing the question asks for, beyond the question?
+
+    A number for how-many questions; for when-questions a number or a condition ("if You
+    initiate litigation", "upon termination"); for who-questions a name, or a noun phrase the
+    question lacks ("the Secretary-General", "a wife", "the Licensor").
+    """
     kind = expected_answer(question)
     if kind is None:
         return True
     asked = key_terms(question)
-    new_terms = {t for t in key_terms(text) if t not in asked and stem(t) not in asked}
+    new_terms = {t for t in key_terms(text, common) if t not in asked and stem(t) not in asked}
     if kind == "number":
-        return any(t[:1].isdigit() for t in new_terms) or bool(_NUMBER_WORDS.search(text))
-    return bool(new_terms)
+        if any(t[:1].isdigit() for t in new_terms) or _NUMBER_WORDS.search(text):
+            return True
+        return (question.lower().lstrip().startswith("when")
+                and bool({w.lower() for w in words(text)} & (_CONDITIONS - {w.lower() for w in words(question)})))
+    if new_terms:
+        return True
+    tokens = [w.lower() for w in words(text)]
+    question_stems = content_stems(question)
+    return any(a in _DETERMINERS and stem(b) not in question_stems and b not in STOPWORDS
+               for a, b in zip(tokens, tokens[1:]))
 
 
 def support(sentence: str, passage: str, question: str = "", idf: dict[str, float] | None = None,
             window: int = 2, vocabulary: set[str] | None = None, require_subject: bool = True,
-            heading: str = "") -> Support:
+            heading: str = "", common: frozenset[str] | None = None) -> Support:
     """How well `passage` supports `sentence`, judged on its best `window` consecutive sentences
     (a claim stitched from distant sentences is how small models get names wrong).
 
@@ -199,7 +229,7 @@ def support(sentence: str, passage: str, question: str = "", idf: dict[str, floa
     # Names and numbers the sentence adds must be in the passage; those it repeats from the
     # question ("Member States") are already part of the question-word share above.
     asked = key_terms(question) | {stem(t) for t in key_terms(question)}
-    terms = {t for t in key_terms(sentence) if t not in asked and stem(t) not in asked}
+    terms = {t for t in key_terms(sentence, common) if t not in asked and stem(t) not in asked}
     # The names and numbers the question is about must be in the passage too (anywhere in it:
     # a paragraph names its subject once, then says "they"), even when a short answer leaves
     # them out: "On 6 September 2017" answers "When does the 72nd Session open?" only from a

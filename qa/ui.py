@@ -20,14 +20,16 @@ import threading
 from pathlib import Path
 
 from . import config
-from .answer import Answer, NOT_IN_DOCUMENT, Passage
+from .answer import Answer, NOT_IN_DOCUMENT, Passage, VerifiedSentence
 from .documents import SUPPORTED_SUFFIXES, load_document
+from .policy import DEFAULT_POLICY
 from .errors import QAError
 
 config.set_offline()  # before gradio is imported: no analytics, no hub
 
 import gradio as gr  # noqa: E402
 
+CHECKING = "Checking the answer against the document…"
 MAX_UPLOAD_MB = 20
 MAX_HISTORY_MESSAGES = 40  # per browser session: keeps memory bounded in long chats
 EXAMPLES = [
@@ -56,7 +58,7 @@ def _highlight(text: str, answer_text: str) -> str:
     claims = [grounding.strip_markers(s) for s in grounding.split_sentences(answer_text)]
     parts = []
     for sentence in grounding.split_sentences(text):
-        used = any(grounding.support(c, sentence).score >= 0.5 for c in claims)
+        used = any(grounding.support(c, sentence).score >= DEFAULT_POLICY.min_support for c in claims)
         parts.append(f"**{_escape(sentence)}**" if used else _escape(sentence))
     return " ".join(parts)
 
@@ -68,6 +70,27 @@ def _passage_block(p: Passage, answer_text: str = "", open_: bool = False) -> st
             f" <small>(score {p.score:.2f})</small></summary>\n\n{body}\n\n</details>")
 
 
+def _cited(text: str) -> str:
+    """Escaped answer text with its citations in bold, so they stand out."""
+    return re.sub(r"\[([^\[\]]{1,40})\]", r"**[\1]**", _escape(text))
+
+
+def _trace_block(answer: Answer) -> str:
+    """How the answer was reached, stage by stage, behind a fold."""
+    if not answer.trace:
+        return ""
+    def detail(step: dict) -> str:
+        # A step that judged the model's words names them in its detail ("names not in the
+        # passage: canberra"): on the page only its kind of reason shows, never the words.
+        text = step.get("detail", "")
+        return text.split(":")[0] if step.get("draft_text") else text
+
+    rows = "\n".join(f"- **{_escape(s['stage'])}**: {_escape(s['decision'])}"
+                     + (f" — <small>{_escape(detail(s))}</small>" if detail(s) else "")
+                     for s in answer.trace)
+    return f"<details><summary>How this answer was checked</summary>\n\n{rows}\n\n</details>"
+
+
 def format_answer(answer: Answer) -> str:
     """Markdown for one assistant turn: the answer, then its sources under it."""
     if answer.abstained:
@@ -77,9 +100,9 @@ def format_answer(answer: Answer) -> str:
         if answer.passages:
             lines.append("<details><summary>Closest passages (they do not answer it)</summary>\n\n"
                          + "\n\n".join(_passage_block(p) for p in answer.passages) + "\n\n</details>")
-        return "\n\n".join(lines)
-    text = _escape(answer.text)
-    text = re.sub(r"\[([^\[\]]{1,40})\]", r"**[\1]**", text)  # citations stand out
+        lines.append(_trace_block(answer))
+        return "\n\n".join(line for line in lines if line)
+    text = _cited(answer.text)
     cited_ids = {c.id for c in answer.citations}
     cited = [p for p in answer.passages if p.id in cited_ids]
     others = [p for p in answer.passages if p.id not in cited_ids]
@@ -95,7 +118,8 @@ def format_answer(answer: Answer) -> str:
     seconds = answer.timings.get("total")
     if seconds:
         lines.append(f"<small>{seconds:.1f} s</small>")
-    return "\n\n".join(lines)
+    lines.append(_trace_block(answer))
+    return "\n\n".join(line for line in lines if line)
 
 
 def _history_turns(messages: list[dict]) -> list[dict]:
@@ -178,13 +202,16 @@ class ChatApp:
 
         try:
             if not self.service.generator_loaded:
-                yield show("⧗ Loading the model first (only once)…")
+                yield show("<small>Loading the model first (only once)…</small>")
             answerer = self.service.answerer()
-            draft = ""
+            # Only checked text is ever rendered: the model's draft stays off the page, and
+            # each sentence appears once it has passed verification against the document.
+            yield show(f"<small>{CHECKING}</small>")
+            shown: list[str] = []
             for item in answerer.stream(question, history):
-                if isinstance(item, str):
-                    draft += item
-                    yield show(f"<small>drafting, then checking against the document…</small>\n\n{_escape(draft)}")
+                if isinstance(item, VerifiedSentence):
+                    shown.append(item.text)
+                    yield show(f"✓ {_cited(' '.join(shown))}\n\n<small>{CHECKING}</small>")
                 else:
                     yield show(format_answer(item))
         except QAError as error:

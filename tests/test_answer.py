@@ -2,7 +2,7 @@
 
 import pytest
 
-from qa.answer import NOT_IN_DOCUMENT, Answer, Answerer, AnswerSettings
+from qa.answer import NOT_IN_DOCUMENT, Answer, Answerer, AnswerSettings, VerifiedSentence
 from qa.errors import QuestionError
 
 from .conftest import DOC, ScriptedGenerator
@@ -107,14 +107,54 @@ def test_followup_uses_the_earlier_question(seed_index):
     assert answer.citations[0].id == DOC + "11"
 
 
-def test_stream_yields_pieces_then_the_answer(seed_index):
-    a = answerer(seed_index, "France and Mexico led the initiative on veto restraint [¶11].")
+def test_stream_yields_verified_sentences_then_the_answer(seed_index):
+    a = answerer(seed_index, "France and Mexico led the initiative on veto restraint [¶11]. "
+                             "The initiative was signed in Paris by President Macron [¶11].")
     items = list(a.stream("Which countries led the initiative on veto restraint?"))
     pieces, final = items[:-1], items[-1]
-    assert len(pieces) > 3 and all(isinstance(p, str) for p in pieces)
-    assert "".join(pieces).startswith("France and Mexico")
+    assert pieces and all(isinstance(p, VerifiedSentence) for p in pieces)
+    # What streams is exactly what the answer says: the unsupported sentence never shows.
+    assert " ".join(p.text for p in pieces) == final.text
+    assert "Macron" not in " ".join(p.text for p in pieces)
     assert isinstance(final, Answer) and not final.abstained
-    assert set(final.timings) >= {"retrieve", "first_token", "generate", "total"}
+    assert set(final.timings) >= {"retrieve", "first_token", "first_verified", "generate", "total"}
+
+
+def test_an_unsupported_draft_streams_nothing_before_the_decline(seed_index):
+    a = answerer(seed_index, "The capital of Australia is Canberra [¶10]. It has 400,000 people.")
+    items = list(a.stream("What is the capital of Australia?"))
+    assert len(items) == 1 and items[0].abstained
+
+
+def test_first_sentence_waits_until_the_answer_is_on_target(seed_index):
+    # A true sentence off the question is held back until one that answers it has passed.
+    reply = ("The dialogue was held on 6 September 2017 [¶1]. "
+             "France and Mexico led the initiative on veto restraint [¶11].")
+    written = []
+
+    class Recording(ScriptedGenerator):
+        def stream(self, messages, max_new_tokens=120):
+            for piece in super().stream(messages, max_new_tokens):
+                written.append(piece)
+                yield piece
+
+    a = Answerer(seed_index, Recording(reply), FAKE)
+    for item in a.stream("Which countries led the initiative on veto restraint?"):
+        if isinstance(item, VerifiedSentence):
+            assert "restraint" in "".join(written)  # shown only after the answering sentence was written
+            break
+    else:
+        pytest.fail("nothing was shown")
+
+
+def test_every_answer_carries_a_trace_of_its_stages(seed_index):
+    answer = answerer(seed_index, "France and Mexico led the initiative on veto restraint [¶11].").ask(
+        "Which countries led the initiative on veto restraint?")
+    stages = [step["stage"] for step in answer.trace]
+    assert stages[:3] == ["retrieve", "decide_answerable", "select_evidence"]
+    assert "verify" in stages
+    declined = answerer(seed_index, "unused").ask("What did China say during the dialogue?")
+    assert declined.trace[-1]["stage"] == "decide_answerable" and "china" in declined.trace[-1]["detail"]
 
 
 @pytest.mark.parametrize("question", ["", "   \n", "x" * 10_000])

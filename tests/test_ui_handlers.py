@@ -22,14 +22,32 @@ def app(tmp_path, monkeypatch):
     return ui.ChatApp(service)
 
 
-def test_chat_streams_a_draft_then_the_checked_answer_with_sources(app):
+def test_chat_streams_only_checked_sentences_then_the_answer_with_sources(app):
     updates = list(app.chat("Which countries led the initiative on veto restraint?", []))
-    drafts = [u[0][-1]["content"] for u in updates[:-1]]
-    assert any("drafting" in d for d in drafts)
+    interim = [u[0][-1]["content"] for u in updates[:-1]]
+    assert any(ui.CHECKING in d for d in interim)
+    final_text = updates[-1][0][-1]["content"]
+    for content in interim:
+        # Before the answer is complete, the page shows nothing but sentences that passed.
+        shown = content.split("\n\n")[0]
+        if shown.startswith("✓"):
+            assert shown in final_text
     final = updates[-1][0]
     assert final[-2] == {"role": "user", "content": "Which countries led the initiative on veto restraint?"}
     assert "**[¶11]**" in final[-1]["content"] and "Sources" in final[-1]["content"]
     assert "Interactive Dialogue" in final[-1]["content"]  # document, label and section shown
+
+
+def test_an_out_of_scope_draft_never_reaches_the_page(tmp_path, fake_embedder):
+    from qa.service import Service
+
+    service = Service(index_path=tmp_path / "index", embedder=fake_embedder,
+                      generator=ScriptedGenerator("The capital of Australia is Canberra [¶10]."),
+                      settings=AnswerSettings(min_dense=0.05))
+    service.build([SEED])
+    updates = list(ui.ChatApp(service).chat("What is the capital of Australia?", []))
+    assert all("canberra" not in u[0][-1]["content"].lower() for u in updates)
+    assert "does not say" in updates[-1][0][-1]["content"]
 
 
 def test_declined_answer_looks_different_and_cites_nothing(app):

