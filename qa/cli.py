@@ -95,10 +95,15 @@ def _answer_json(answer, seconds: float, qid=None) -> dict:
         "citations": [{"id": c.id, "label": c.label, "text": c.text} for c in answer.citations],
         "passages": [{"id": p.id, "label": p.label, "text": p.text, "score": round(p.score, 4)} for p in answer.passages],
         "seconds": round(seconds, 3),
+        "reason": answer.reason,
+        "timings": {k: round(v, 3) for k, v in answer.timings.items()},
+        "trace": answer.trace,
     }
 
 
 def cmd_ask(args) -> int:
+    from .answer import VerifiedSentence
+
     service = _service(args)
     if args.batch:
         return _ask_batch(service, Path(args.batch))
@@ -106,20 +111,19 @@ def cmd_ask(args) -> int:
         raise QuestionError("give a question, or --batch FILE.jsonl")
     answerer = service.answerer(progress=_err)
     started = time.perf_counter()
-    answer = None
+    answer, shown = None, 0
     for item in answerer.stream(args.question):
-        if isinstance(item, str):
-            if not args.json and sys.stderr.isatty():
-                print(item, end="", file=sys.stderr, flush=True)  # the raw draft, live
+        if isinstance(item, VerifiedSentence):
+            if not args.json:  # each sentence as soon as it has passed the checks
+                print(("" if shown == 0 else " ") + item.text, end="", flush=True)
+                shown += 1
         else:
             answer = item
-    if not args.json and sys.stderr.isatty():
-        print(file=sys.stderr)
     seconds = time.perf_counter() - started
     if args.json:
         print(json.dumps(_answer_json(answer, seconds), ensure_ascii=False, indent=2))
         return 0
-    print(answer.text)
+    print("" if shown else answer.text)
     if answer.citations:
         print("\nSources:")
         for c in answer.citations:

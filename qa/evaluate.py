@@ -323,6 +323,7 @@ class Result:
             "passages": [{"id": p.id, "label": p.label, "score": round(p.score, 4)} for p in a.passages] if a else [],
             "timings": {k: round(v, 3) for k, v in a.timings.items()} if a else {},
             "scores": self.scores,
+            "trace": a.trace if a else [],
         }
 
 
@@ -369,6 +370,8 @@ def score(result: Result, answerer: Answerer) -> dict:
     scores["alce_recall"], scores["alce_precision"] = recall, precision
     scores["seconds"] = a.timings.get("total")
     scores["first_token"] = a.timings.get("first_token")
+    # Time to the first sentence shown (verified); a decline shows its one line at the end.
+    scores["first_shown"] = a.timings.get("first_verified", a.timings.get("total"))
     return scores
 
 
@@ -399,6 +402,9 @@ def summarise(results: list[Result], retrieval_only: bool = False) -> dict:
     s["p95_seconds"] = _percentile(seconds, 0.95)
     s["median_first_token"] = statistics.median(firsts) if firsts else float("nan")
     s["p95_first_token"] = _percentile(firsts, 0.95)
+    shown = [r.scores["first_shown"] for r in results if r.scores.get("first_shown") is not None]
+    s["median_first_shown"] = statistics.median(shown) if shown else float("nan")
+    s["p95_first_shown"] = _percentile(shown, 0.95)
     return s
 
 
@@ -431,7 +437,8 @@ _LABELS = {
     "answerable_declined": "Answerable declined", "quoted_share": "Answers quoting the document",
     "median_answer_words": "Median words per answer", "median_seconds": "Median s / answer",
     "p95_seconds": "p95 s / answer", "median_first_token": "Median s to first token",
-    "p95_first_token": "p95 s to first token",
+    "p95_first_token": "p95 s to first token", "median_first_shown": "Median s to first verified sentence",
+    "p95_first_shown": "p95 s to first verified sentence",
 }
 
 
@@ -457,7 +464,7 @@ def plot(summary: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [k for k in _LABELS if k in summary and not k.endswith(("seconds", "first_token", "words"))
+    keys = [k for k in _LABELS if k in summary and not k.endswith(("seconds", "first_token", "first_shown", "words"))
             and not math.isnan(summary[k])]
     values = [summary[k] for k in keys]
     fig, ax = plt.subplots(figsize=(8, 0.38 * len(keys) + 1.2))

@@ -110,6 +110,12 @@ def lower_case_words(texts) -> frozenset[str]:
     return frozenset(w for text in texts for w in _WORD.findall(text) if w.islower())
 
 
+def name_key(word: str) -> str:
+    """A name as compared: lower case, without a plural or possessive ending."""
+    word = word.lower().removesuffix("'s").removesuffix("’s")
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
 def split_sentences(text: str) -> list[str]:
     text = re.sub(r"\s+", " ", text).strip()
     if not text:
@@ -255,8 +261,10 @@ def support(sentence: str, passage: str, question: str = "", idf: dict[str, floa
         if not sentence_stems:
             overlap = 0.0
         chunk_lower = chunk.lower()
-        chunk_words = {w.lower() for w in words(chunk)} | {stem(w) for w in words(chunk)} | heading_words
-        missing = tuple(sorted(t for t in terms if t not in chunk_words and stem(t) not in chunk_words
+        # A name meets its own word, or its plural ("States" for "State"); never a word that
+        # only shares its stem ("Licensable" is not "License", "Additional" not "addition").
+        chunk_words = {w.lower() for w in words(chunk)} | {name_key(w) for w in words(chunk)} | heading_words
+        missing = tuple(sorted(t for t in terms if t not in chunk_words and name_key(t) not in chunk_words
                                and t not in chunk_lower and t not in spelled_out))
         candidate = Support(overlap, missing)
         if (candidate.score, -len(missing), overlap) > (best.score, -len(best.missing), best.overlap):

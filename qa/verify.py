@@ -46,10 +46,14 @@ class Context:
     common: frozenset[str] | None = None
 
 
-def negated(text: str) -> bool:
-    """Does the text contain a word that turns its polarity ("not", "no", "without", "except")?"""
+def negations(text: str) -> int:
+    """How many words in the text turn its polarity ("not", "no", "without", "except")?"""
     tokens = re.findall(r"[a-z]+(?:'[a-z]+)?", text.lower())
-    return any(t in _NEGATIONS or t.endswith("n't") for t in tokens)
+    return sum(t in _NEGATIONS or t.endswith("n't") for t in tokens)
+
+
+def negated(text: str) -> bool:
+    return negations(text) > 0
 
 
 def clauses(text: str) -> list[str]:
@@ -57,12 +61,28 @@ def clauses(text: str) -> list[str]:
     return [p for p in parts if p]
 
 
-def polarity_conflict(claim: str, passage: str, idf: dict | None = None) -> str:
-    """The claim's clause that disagrees on negation with the passage clause it restates, or "".
+def _units(claim: str) -> list[str]:
+    """The claim's clauses, each short one joined to its neighbour until it has two content
+    words: "is not controlled by" alone says too little to be matched to a clause."""
+    units: list[str] = []
+    for part in clauses(claim):
+        if units and len(grounding.content_stems(units[-1])) < 2:
+            units[-1] += ", " + part
+        else:
+            units.append(part)
+    if len(units) > 1 and len(grounding.content_stems(units[-1])) < 2:
+        last = units.pop()
+        units[-1] += ", " + last
+    return units
 
-    Each clause of the claim with at least two content words is matched to the clause (or
-    pair of adjacent clauses) of the passage sharing most of its words; a claim clause that
-    shares little with any (a paraphrase) is not judged here: the word check covers it.
+
+def polarity_conflict(claim: str, passage: str, idf: dict | None = None) -> str:
+    """The part of the claim that disagrees on negation with the passage clause it restates, or "".
+
+    Each part of the claim is matched to the clause (or pair of adjacent clauses) of the
+    passage sharing most of its words; they must hold as many negations ("with no transfer
+    ..., is not conveying" against "..., is conveying"). A part that shares little with any
+    clause (a paraphrase) is not judged here: the word check covers it.
     """
     passage_clauses = [c for sentence in grounding.split_sentences(passage) or [passage] for c in clauses(sentence)]
     if not passage_clauses:
@@ -71,9 +91,9 @@ def polarity_conflict(claim: str, passage: str, idf: dict | None = None) -> str:
     windows = [(passage_clauses[n], stems[n]) for n in range(len(stems))]
     windows += [(passage_clauses[n] + ", " + passage_clauses[n + 1], stems[n] | stems[n + 1])
                 for n in range(len(stems) - 1)]
-    for part in clauses(claim):
+    for part in _units(claim):
         wanted = grounding.content_stems(part)
-        if len(wanted) < 2:
+        if not wanted:
             continue
         best_share, best_text = 0.0, ""
         for text, found in windows:
@@ -81,7 +101,7 @@ def polarity_conflict(claim: str, passage: str, idf: dict | None = None) -> str:
             # The tightest window wins a tie: a neighbouring clause's "not" is not this one's.
             if share > best_share + 1e-9 or (abs(share - best_share) <= 1e-9 and len(text) < len(best_text)):
                 best_share, best_text = share, text
-        if best_share >= 0.5 and negated(part) != negated(best_text):
+        if best_share >= 0.5 and negations(part) != negations(best_text):
             return part
     return ""
 

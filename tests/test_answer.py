@@ -1,5 +1,7 @@
 """The grounding rules, driven with a scripted generator so the model's mistakes are exact."""
 
+import re
+
 import pytest
 
 from qa.answer import NOT_IN_DOCUMENT, Answer, Answerer, AnswerSettings, VerifiedSentence
@@ -195,7 +197,17 @@ def test_prompt_shows_the_most_relevant_sentences(seed_index):
     a.ask("Which countries led the initiative calling for restraint in the use of the veto?")
     system = a.generator.seen[-1][0]["content"]
     assert "France and Mexico" in system
-    assert system.count("[¶") <= 2 + 1  # the example label in the instructions, plus at most 2 passages
+    quoted = system.split("Passages:", 1)[1]
+    # Two sentences at most, each ending with its full stop, under at most two labels.
+    assert 1 <= len(re.findall(r"[.!?](?:\s|$)", quoted)) <= 2
+    assert len(re.findall(r"^(?:¶\d+|intro \d+|note \d+):", quoted, re.M)) <= 2
+
+
+def test_a_true_sentence_about_something_else_is_not_the_answer(seed_index):
+    # ¶1 supports the sentence, but it says nothing about the veto: it must not be shown as the answer.
+    a = answerer(seed_index, "The dialogue was convened by the President of the General Assembly [¶1].", min_fallback=5)
+    answer = a.ask("Which countries led the initiative on veto restraint?")
+    assert answer.abstained and "does not answer" in answer.reason
 
 
 def test_answer_mixing_two_paragraphs_is_not_supported_by_either(seed_index):
