@@ -99,15 +99,19 @@ def _answer_json(answer, seconds: float, qid=None) -> dict:
 
 
 def cmd_ask(args) -> int:
+    from .limits import check_question
+
+    if args.question is None and not args.batch:
+        raise QuestionError("give a question, or --batch FILE.jsonl")
+    # Checked before the service exists: a refused question never waits for a model.
+    question = None if args.batch else check_question(args.question)
     service = _service(args)
     if args.batch:
         return _ask_batch(service, Path(args.batch))
-    if args.question is None:
-        raise QuestionError("give a question, or --batch FILE.jsonl")
     answerer = service.answerer(progress=_err)
     started = time.perf_counter()
     answer = None
-    for item in answerer.stream(args.question):
+    for item in answerer.stream(question):
         if isinstance(item, str):
             if not args.json and sys.stderr.isatty():
                 print(item, end="", file=sys.stderr, flush=True)  # the raw draft, live

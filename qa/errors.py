@@ -23,7 +23,7 @@ class ModelError(QAError):
 
 
 class QuestionError(QAError):
-    """A question is empty or too long."""
+    """A question is empty or too long, or the history sent with it is malformed or too long."""
 
 
 class TestSetError(QAError):

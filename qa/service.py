@@ -16,6 +16,7 @@ from . import config
 from .answer import Answerer, AnswerSettings
 from .documents import load_documents
 from .errors import DocumentError, IndexStoreError
+from .limits import Limits
 from .store import ParagraphIndex, build_index, load_index
 
 Progress = Callable[[str], None]
@@ -28,11 +29,12 @@ def _quiet(message: str) -> None:
 class Service:
     def __init__(self, index_path: Path | None = None, embedder_path: Path | None = None,
                  generator_path: Path | None = None, settings: AnswerSettings | None = None,
-                 embedder=None, generator=None):
+                 embedder=None, generator=None, limits: Limits | None = None):
         self.index_path = Path(index_path or config.index_dir())
         self.embedder_path = embedder_path
         self.generator_path = generator_path
         self.settings = settings or AnswerSettings()
+        self.limits = limits or Limits()  # caps the edges check before calling in here
         self._embedder = embedder
         self._generator = generator
         self._index: ParagraphIndex | None = None

@@ -23,6 +23,7 @@ from . import config
 from .answer import Answer, NOT_IN_DOCUMENT, Passage
 from .documents import SUPPORTED_SUFFIXES, load_document
 from .errors import QAError
+from .limits import check_question, trim_history
 
 config.set_offline()  # before gradio is imported: no analytics, no hub
 
@@ -164,12 +165,19 @@ class ChatApp:
     def chat(self, message: str, messages: list[dict]):
         """Stream the assistant turn into the chat; the checked answer replaces the draft."""
         messages = list(messages or [])[-MAX_HISTORY_MESSAGES:]
-        question = (message or "").strip()
-        if not question:
+        if message is None or (isinstance(message, str) and not message.strip()):
             gr.Warning("Type a question first.")
             yield messages, ""
             return
-        history = _history_turns(messages)
+        try:
+            # Before anything loads: an oversized question or history is refused at once.
+            question = check_question(message, self.service.limits)
+            history = trim_history(_history_turns(messages), self.service.limits)
+        except QAError as error:
+            shown = str(message)[:200] + ("…" if len(str(message)) > 200 else "")
+            yield messages + [{"role": "user", "content": shown},
+                              {"role": "assistant", "content": f"✗ {_escape(_one_line(error))}"}], ""
+            return
         messages = messages + [{"role": "user", "content": question}]
 
         def show(content: str):
@@ -197,6 +205,9 @@ class ChatApp:
     def ask_api(self, question: str, history_json: str = "") -> dict:
         try:
             history = json.loads(history_json) if history_json and history_json.strip() else []
+            # Checked before the answerer (and its models) is asked for.
+            question = check_question(question, self.service.limits)
+            history = trim_history(history, self.service.limits)
             answer = self.service.answerer().ask(question, history)
         except json.JSONDecodeError:
             raise gr.Error("history must be a JSON list of {question, answer}") from None
