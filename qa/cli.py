@@ -133,35 +133,47 @@ def cmd_ask(args) -> int:
     return 0
 
 
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else error.__class__.__name__
+
+
 def _ask_batch(service, path: Path) -> int:
+    """Answer every good line; every bad line gets an {"id", "line", "error"} record instead."""
+    from .batch import parse_batch
     from .errors import TestSetError
 
-    if not path.exists():
+    if not path.is_file():
         raise TestSetError(f"{path}: no such file")
-    items = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise TestSetError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-        if not isinstance(item, dict) or not isinstance(item.get("question"), str):
-            raise TestSetError(f"{path}:{number}: each line needs a \"question\" string")
-        items.append(item)
-    answerer = service.answerer(progress=_err)
-    for number, item in enumerate(items, 1):
+    lines = parse_batch(path.read_bytes(), service.limits)  # bytes: one bad byte fails one line
+    if not lines:
+        raise TestSetError(f"{path}: no questions in the file")
+    # Models load only when there is something to answer.
+    answerer = service.answerer(progress=_err) if any(not line.error for line in lines) else None
+    failed = []
+    for number, line in enumerate(lines, 1):
         started = time.perf_counter()
-        try:
-            answer = answerer.ask(item["question"], item.get("history"))
-            record = _answer_json(answer, time.perf_counter() - started, item.get("id"))
-        except QuestionError as error:  # one bad question does not stop the batch
-            record = {"id": item.get("id"), "question": item["question"], "answer": "", "abstained": True,
-                      "citations": [], "passages": [], "seconds": round(time.perf_counter() - started, 3),
-                      "error": str(error)}
+        if not line.error:
+            try:
+                answer = answerer.ask(line.question, line.history)
+                record = _answer_json(answer, time.perf_counter() - started, line.id)
+            except QAError as error:
+                line.error = _first_line(error)
+            except Exception as error:  # a bug on one line must not lose the rest of the batch
+                line.error = f"internal error ({error.__class__.__name__}: {_first_line(error)})"
+        if line.error:
+            failed.append(line.number)
+            record = {"id": line.id, "line": line.number, "error": line.error}
+            _err(f"[{number}/{len(lines)}] {path.name}:{line.number}: error: {line.error}")
+        else:
+            _err(f"[{number}/{len(lines)}] {record['seconds']:.1f} s  {line.question[:70]}")
         print(json.dumps(record, ensure_ascii=False), flush=True)
-        _err(f"[{number}/{len(items)}] {record['seconds']:.1f} s  {item['question'][:70]}")
-    return 0
+    summary = f"batch: {len(lines)} question(s), {len(lines) - len(failed)} answered, {len(failed)} failed"
+    if failed:
+        shown = ", ".join(map(str, failed[:20])) + (", …" if len(failed) > 20 else "")
+        summary += f" (line {shown})"
+    _err(summary)
+    return 1 if failed else 0
 
 
 def cmd_eval(args) -> int:
