@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from . import config
-from .errors import QAError, QuestionError
+from .errors import DocumentError, DuplicateDocumentError, QAError, QuestionError
 
 
 def _err(message: str) -> None:
@@ -56,7 +56,16 @@ def cmd_index(args) -> int:
         bar.refresh()
 
     started = time.perf_counter()
-    index = service.build(paths, progress)
+    if args.add:
+        if not args.paths:
+            raise DocumentError("give the files to add: qa index --add FILE...")
+        try:
+            index = service.add_documents(args.paths, progress, replace=args.replace)
+        except DuplicateDocumentError as error:
+            raise QAError(f"{error}: add --replace to replace {'it' if len(error.names) == 1 else 'them'}, "
+                          f"or rename the file") from None
+    else:
+        index = service.build(paths, progress)
     if bar:
         bar.close()
     m = index.manifest
@@ -64,6 +73,14 @@ def cmd_index(args) -> int:
         f"indexed {m['count']} paragraphs from {len(m['sources'])} document(s) into {service.index_path} "
         f"({m['embedded']} embedded, {m['reused']} reused, {time.perf_counter() - started:.1f} s)"
     )
+    # Say what changed, so that a rebuild from fewer files never drops documents unnoticed.
+    changes = m.get("changes", {})
+    for key in ("added", "replaced"):
+        if changes.get(key):
+            _err(f"{key}: {', '.join(changes[key])}")
+    if changes.get("dropped"):
+        _err(f"dropped (not among the paths given): {', '.join(changes['dropped'])} — "
+             f"`qa index --add FILE...` adds documents without dropping any")
     return 0
 
 
@@ -200,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("index", help="build the index from documents (default: the bundled corpus)")
     p.add_argument("paths", nargs="*", type=Path)
+    p.add_argument("--add", action="store_true", help="add the files to the current index instead of rebuilding it")
+    p.add_argument("--replace", action="store_true", help="with --add: replace indexed documents of the same name")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", help="show the paragraphs that match a query")
@@ -237,7 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     config.set_offline()
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "replace", False) and not args.add:
+        parser.error("--replace only goes with --add (a full `qa index` rebuild replaces everything)")
     try:
         return args.func(args)
     except QAError as error:

@@ -22,14 +22,14 @@ from pathlib import Path
 from . import config
 from .answer import Answer, NOT_IN_DOCUMENT, Passage
 from .documents import SUPPORTED_SUFFIXES, load_document
-from .errors import QAError
-from .limits import check_question, trim_history
+from .errors import DuplicateDocumentError, QAError
+from .limits import DEFAULT_LIMITS, check_question, trim_history
 
 config.set_offline()  # before gradio is imported: no analytics, no hub
 
 import gradio as gr  # noqa: E402
 
-MAX_UPLOAD_MB = 20
+MAX_UPLOAD_MB = DEFAULT_LIMITS.upload_file_mb  # also Gradio's own cap, before a file reaches us
 MAX_HISTORY_MESSAGES = 40  # per browser session: keeps memory bounded in long chats
 EXAMPLES = [
     "Which countries led the initiative on veto restraint?",
@@ -130,6 +130,7 @@ class ChatApp:
         self.service = service
         self.loading_error = ""
         self.upload_lock = threading.Lock()
+        self.session_uploads: dict[str, list[int]] = {}  # session -> [files, bytes] added
 
     # -- model loading in the background, so the page opens at once
 
@@ -230,20 +231,32 @@ class ChatApp:
 
     # -- uploads
 
-    def upload(self, files, progress=gr.Progress()) -> tuple[str, str]:
-        """Validate, copy under safe names into the uploads folder, re-index, swap in."""
+    def upload(self, files, request: gr.Request = None, progress=gr.Progress()) -> tuple[str, str]:
+        """Validate, copy under safe names into the uploads folder, re-index, swap in.
+
+        Never replaces: a file named like an indexed document is refused (rename it), so no
+        visitor can change the documents everyone else's answers come from. Each browser
+        session may add `upload_files_per_session` files of `upload_mb_per_session` MB.
+        """
+        limits = self.service.limits
         files = files if isinstance(files, list) else [files] if files else []
         if not files:
             return "Choose one or more .txt, .md or .pdf files first.", self.documents_markdown()
         paths = [Path(f if isinstance(f, str) else getattr(f, "name", f)) for f in files]
+        session = getattr(request, "session_hash", None) or "local"
         with self.upload_lock:
             staged = []
             try:
+                sizes = []
                 for path in paths:
                     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
                         raise QAError(f"{_safe_name(path.name)}: only .txt, .md and .pdf files are accepted")
-                    if path.stat().st_size > MAX_UPLOAD_MB * 2**20:
-                        raise QAError(f"{_safe_name(path.name)}: larger than {MAX_UPLOAD_MB} MB")
+                    sizes.append(path.stat().st_size)
+                    if sizes[-1] > limits.upload_file_mb * 2**20:
+                        raise QAError(f"{_safe_name(path.name)}: larger than {limits.upload_file_mb} MB")
+                self._check_session_quota(session, len(paths), sum(sizes))
+                self._refuse_same_names([_safe_name(p.name) for p in paths])
+                for path in paths:
                     load_document(path)  # fails early, before anything is copied or indexed
                 destination = config.uploads_dir()
                 destination.mkdir(parents=True, exist_ok=True)
@@ -257,12 +270,12 @@ class ChatApp:
                 final = []
                 for temp, target in staged:
                     backup = target.with_name(target.name + ".previous")
-                    if target.exists():
+                    if target.exists():  # a leftover of an earlier failed upload, not indexed
                         shutil.copyfile(target, backup)
                     temp.replace(target)
                     final.append((target, backup))
                 try:
-                    self.service.add_documents([t for t, _ in final],
+                    self.service.add_documents([t for t, _ in final], replace=False,
                                                progress=lambda done, total: progress(done / max(total, 1), desc="Embedding paragraphs"))
                 except BaseException:
                     for target, backup in final:  # put back what was there
@@ -273,6 +286,13 @@ class ChatApp:
                     raise
                 for _, backup in final:
                     backup.unlink(missing_ok=True)
+                used = self.session_uploads.setdefault(session, [0, 0])
+                used[0] += len(paths)
+                used[1] += sum(sizes)
+            except DuplicateDocumentError as error:  # indexed meanwhile, by another session
+                for temp, _ in staged:
+                    temp.unlink(missing_ok=True)
+                return self._same_name_message(error.names), self.documents_markdown()
             except QAError as error:
                 for temp, _ in staged:
                     temp.unlink(missing_ok=True)
@@ -283,6 +303,42 @@ class ChatApp:
                 return f"✗ Could not add the documents ({_escape(_one_line(error))}) — the index is unchanged.", self.documents_markdown()
         names = ", ".join(_safe_name(p.name) for p in paths)
         return f"✓ Added {names}. Ask about it in the chat.", self.documents_markdown()
+
+    def _check_session_quota(self, session: str, count: int, size: int) -> None:
+        limits = self.service.limits
+        files, total = self.session_uploads.get(session, (0, 0))
+        if files + count > limits.upload_files_per_session:
+            raise QAError(f"this session may add {limits.upload_files_per_session} documents and has added {files}; "
+                          f"an operator can add more with `qa index --add`")
+        if total + size > limits.upload_mb_per_session * 2**20:
+            raise QAError(f"this session may upload {limits.upload_mb_per_session} MB in all and has used "
+                          f"{total / 2**20:.1f} MB; an operator can add more with `qa index --add`")
+
+    def _refuse_same_names(self, names: list[str]) -> None:
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise QAError(f"two of the files would both be named {', '.join(twice)}: rename one")
+        try:
+            indexed = {s["name"] for s in self.service.index.manifest["sources"]}
+        except QAError:
+            return  # no usable index: add_documents says so
+        clashing = [n for n in names if n in indexed]
+        if clashing:
+            raise DuplicateDocumentError(clashing)
+
+    def _same_name_message(self, names: list[str]) -> str:
+        try:
+            sources = self.service.index.manifest["sources"]
+        except QAError:
+            sources = []
+        corpus = config.corpus_dir().resolve()
+        bundled = [s["name"] for s in sources if s["name"] in names and corpus in Path(s["path"]).resolve().parents]
+        shown = ", ".join(_escape(n) for n in names)
+        if bundled:
+            return (f"✗ {shown}: a bundled document has this name, and the bundled documents cannot be "
+                    f"replaced from this page. Rename your file and upload it again — the index is unchanged.")
+        return (f"✗ {shown}: a document of this name is already indexed, and documents are not replaced "
+                f"from this page. Rename your file and upload it again — the index is unchanged.")
 
     # -- evaluation tab
 
