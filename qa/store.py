@@ -242,9 +242,14 @@ def build_index(documents: list[Document], embedder: EmbedderLike, target: Path,
                 progress(min(start + batch, len(todo)), len(todo))
 
         origins = origins or {}
+        # Documents made in memory (the benchmark's) have no file to copy; adding documents
+        # later then needs their original path, and says so if it is gone.
+        copied = [d for d in documents if Path(d.path).is_file()]
+        copied_ids = {d.doc_id for d in copied}
         sources = [
             {"name": d.path.name, "path": origins.get(d.doc_id, str(d.path)), "doc_id": d.doc_id,
-             "sha256": d.sha256, "paragraphs": len(d.paragraphs), "copy": _copy_name(d)}
+             "sha256": d.sha256, "paragraphs": len(d.paragraphs)}
+            | ({"copy": _copy_name(d)} if d.doc_id in copied_ids else {})
             for d in documents
         ]
         manifest = {
@@ -259,7 +264,7 @@ def build_index(documents: list[Document], embedder: EmbedderLike, target: Path,
             "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         faiss_index = _exact_index(vectors)
-        _write_atomically(target, paragraphs, vectors, faiss_index, manifest, documents)
+        _write_atomically(target, paragraphs, vectors, faiss_index, manifest, copied)
     return ParagraphIndex(paragraphs, vectors, embedder, manifest, faiss_index)
 
 
@@ -330,7 +335,7 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write_atomically(target: Path, paragraphs, vectors, faiss_index, manifest, documents) -> None:
+def _write_atomically(target: Path, paragraphs, vectors, faiss_index, manifest, copied) -> None:
     import faiss
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -341,7 +346,7 @@ def _write_atomically(target: Path, paragraphs, vectors, faiss_index, manifest, 
                 handle.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
         np.save(staging / VECTORS, vectors)
         faiss.write_index(faiss_index, str(staging / FAISS_FILE))
-        for document in documents:
+        for document in copied:
             copy = staging / _copy_name(document)
             copy.parent.mkdir(parents=True, exist_ok=True)
             data = Path(document.path).read_bytes()

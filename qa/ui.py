@@ -210,7 +210,7 @@ class ChatApp:
             question = check_question(question, self.service.limits)
             history = trim_history(history, self.service.limits)
             answer = self.service.answerer().ask(question, history)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # RecursionError: "[[[[..." nested too deep
             raise gr.Error("history must be a JSON list of {question, answer}") from None
         except QAError as error:
             raise gr.Error(_one_line(error)) from None

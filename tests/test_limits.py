@@ -106,7 +106,7 @@ def test_web_chat_refuses_before_loading_the_model(lazy_app, message, history, e
 
 
 @pytest.mark.parametrize("question,history", [(BIG, ""), ("", ""), ("q", json.dumps([{"question": "q", "answer": BIG}])),
-                                              ("q", json.dumps("not a list"))])
+                                              ("q", json.dumps("not a list")), ("q", "[" * 100_000)])
 def test_api_refuses_before_loading_the_model(lazy_app, question, history):
     ui, app = lazy_app
     started = time.perf_counter()
