@@ -391,7 +391,9 @@ def create_app(service) -> gr.Blocks:
             with gr.Tab("Documents"):
                 documents = gr.Markdown(app.documents_markdown())
                 uploads = gr.File(file_count="multiple", file_types=list(SUPPORTED_SUFFIXES),
-                                  label=f"Add documents (.txt, .md, .pdf; up to {MAX_UPLOAD_MB} MB each)")
+                                  label=f"Add documents (.txt, .md, .pdf; up to {service.limits.upload_file_mb} MB "
+                                        f"each, {service.limits.upload_files_per_session} per session; names already "
+                                        f"indexed are refused)")
                 add = gr.Button("Add to the index", variant="primary")
                 upload_result = gr.Markdown()
             with gr.Tab("Evaluate"):
