@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from . import config
-from .errors import QAError, QuestionError
+from .errors import DocumentError, DuplicateDocumentError, QAError, QuestionError
 
 
 def _err(message: str) -> None:
@@ -56,7 +56,16 @@ def cmd_index(args) -> int:
         bar.refresh()
 
     started = time.perf_counter()
-    index = service.build(paths, progress)
+    if args.add:
+        if not args.paths:
+            raise DocumentError("give the files to add: qa index --add FILE...")
+        try:
+            index = service.add_documents(args.paths, progress, replace=args.replace)
+        except DuplicateDocumentError as error:
+            raise QAError(f"{error}: add --replace to replace {'it' if len(error.names) == 1 else 'them'}, "
+                          f"or rename the file") from None
+    else:
+        index = service.build(paths, progress)
     if bar:
         bar.close()
     m = index.manifest
@@ -64,6 +73,14 @@ def cmd_index(args) -> int:
         f"indexed {m['count']} paragraphs from {len(m['sources'])} document(s) into {service.index_path} "
         f"({m['embedded']} embedded, {m['reused']} reused, {time.perf_counter() - started:.1f} s)"
     )
+    # Say what changed, so that a rebuild from fewer files never drops documents unnoticed.
+    changes = m.get("changes", {})
+    for key in ("added", "replaced"):
+        if changes.get(key):
+            _err(f"{key}: {', '.join(changes[key])}")
+    if changes.get("dropped"):
+        _err(f"dropped (not among the paths given): {', '.join(changes['dropped'])} — "
+             f"`qa index --add FILE...` adds documents without dropping any")
     return 0
 
 
@@ -103,16 +120,19 @@ def _answer_json(answer, seconds: float, qid=None) -> dict:
 
 def cmd_ask(args) -> int:
     from .answer import VerifiedSentence
+    from .limits import check_question
 
+    if args.question is None and not args.batch:
+        raise QuestionError("give a question, or --batch FILE.jsonl")
+    # Checked before the service exists: a refused question never waits for a model.
+    question = None if args.batch else check_question(args.question)
     service = _service(args)
     if args.batch:
         return _ask_batch(service, Path(args.batch))
-    if args.question is None:
-        raise QuestionError("give a question, or --batch FILE.jsonl")
     answerer = service.answerer(progress=_err)
     started = time.perf_counter()
     answer, shown = None, 0
-    for item in answerer.stream(args.question):
+    for item in answerer.stream(question):
         if isinstance(item, VerifiedSentence):
             if not args.json:  # each sentence as soon as it has passed the checks
                 print(("" if shown == 0 else " ") + item.text, end="", flush=True)
@@ -133,35 +153,47 @@ def cmd_ask(args) -> int:
     return 0
 
 
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else error.__class__.__name__
+
+
 def _ask_batch(service, path: Path) -> int:
+    """Answer every good line; every bad line gets an {"id", "line", "error"} record instead."""
+    from .batch import parse_batch
     from .errors import TestSetError
 
-    if not path.exists():
+    if not path.is_file():
         raise TestSetError(f"{path}: no such file")
-    items = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise TestSetError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-        if not isinstance(item, dict) or not isinstance(item.get("question"), str):
-            raise TestSetError(f"{path}:{number}: each line needs a \"question\" string")
-        items.append(item)
-    answerer = service.answerer(progress=_err)
-    for number, item in enumerate(items, 1):
+    lines = parse_batch(path.read_bytes(), service.limits)  # bytes: one bad byte fails one line
+    if not lines:
+        raise TestSetError(f"{path}: no questions in the file")
+    # Models load only when there is something to answer.
+    answerer = service.answerer(progress=_err) if any(not line.error for line in lines) else None
+    failed = []
+    for number, line in enumerate(lines, 1):
         started = time.perf_counter()
-        try:
-            answer = answerer.ask(item["question"], item.get("history"))
-            record = _answer_json(answer, time.perf_counter() - started, item.get("id"))
-        except QuestionError as error:  # one bad question does not stop the batch
-            record = {"id": item.get("id"), "question": item["question"], "answer": "", "abstained": True,
-                      "citations": [], "passages": [], "seconds": round(time.perf_counter() - started, 3),
-                      "error": str(error)}
+        if not line.error:
+            try:
+                answer = answerer.ask(line.question, line.history)
+                record = _answer_json(answer, time.perf_counter() - started, line.id)
+            except QAError as error:
+                line.error = _first_line(error)
+            except Exception as error:  # a bug on one line must not lose the rest of the batch
+                line.error = f"internal error ({error.__class__.__name__}: {_first_line(error)})"
+        if line.error:
+            failed.append(line.number)
+            record = {"id": line.id, "line": line.number, "error": line.error}
+            _err(f"[{number}/{len(lines)}] {path.name}:{line.number}: error: {line.error}")
+        else:
+            _err(f"[{number}/{len(lines)}] {record['seconds']:.1f} s  {line.question[:70]}")
         print(json.dumps(record, ensure_ascii=False), flush=True)
-        _err(f"[{number}/{len(items)}] {record['seconds']:.1f} s  {item['question'][:70]}")
-    return 0
+    summary = f"batch: {len(lines)} question(s), {len(lines) - len(failed)} answered, {len(failed)} failed"
+    if failed:
+        shown = ", ".join(map(str, failed[:20])) + (", …" if len(failed) > 20 else "")
+        summary += f" (line {shown})"
+    _err(summary)
+    return 1 if failed else 0
 
 
 def cmd_eval(args) -> int:
@@ -188,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("index", help="build the index from documents (default: the bundled corpus)")
     p.add_argument("paths", nargs="*", type=Path)
+    p.add_argument("--add", action="store_true", help="add the files to the current index instead of rebuilding it")
+    p.add_argument("--replace", action="store_true", help="with --add: replace indexed documents of the same name")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", help="show the paragraphs that match a query")
@@ -225,7 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     config.set_offline()
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "replace", False) and not args.add:
+        parser.error("--replace only goes with --add (a full `qa index` rebuild replaces everything)")
     try:
         return args.func(args)
     except QAError as error:

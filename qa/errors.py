@@ -23,7 +23,19 @@ class ModelError(QAError):
 
 
 class QuestionError(QAError):
-    """A question is empty or too long."""
+    """A question is empty or too long, or the history sent with it is malformed or too long."""
+
+
+class DuplicateDocumentError(QAError):
+    """A document of this name is already indexed, and replacing it was not asked for.
+
+    `names` lists the clashing names, so each edge can say its own fix (rename the file in
+    the web page, `--replace` on the command line).
+    """
+
+    def __init__(self, names: list[str]):
+        self.names = list(names)
+        super().__init__(f"already in the index: {', '.join(self.names)}")
 
 
 class TestSetError(QAError):

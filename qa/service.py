@@ -2,7 +2,8 @@
 
 The CLI, the web app and the evaluator all go through `Service`, so they run the same
 pipeline. Models load on first use; `add_documents` re-indexes and swaps the new index in
-without a restart (the old one keeps serving until the new one is complete).
+without a restart (the old one keeps serving until the new one is complete). It never
+replaces a document unless asked to, and never drops one.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from typing import Callable
 
 from . import config
 from .answer import Answerer, AnswerSettings
-from .documents import load_documents
-from .errors import DocumentError, IndexStoreError
-from .store import ParagraphIndex, build_index, load_index
+from .documents import document_id, expand_paths, load_document, load_documents
+from .errors import DocumentError, DuplicateDocumentError, IndexStoreError
+from .limits import Limits
+from .store import MANIFEST, ParagraphIndex, build_index, load_index, stored_copy
 
 Progress = Callable[[str], None]
 
@@ -28,11 +30,12 @@ def _quiet(message: str) -> None:
 class Service:
     def __init__(self, index_path: Path | None = None, embedder_path: Path | None = None,
                  generator_path: Path | None = None, settings: AnswerSettings | None = None,
-                 embedder=None, generator=None):
+                 embedder=None, generator=None, limits: Limits | None = None):
         self.index_path = Path(index_path or config.index_dir())
         self.embedder_path = embedder_path
         self.generator_path = generator_path
         self.settings = settings or AnswerSettings()
+        self.limits = limits or Limits()  # caps the edges check before calling in here
         self._embedder = embedder
         self._generator = generator
         self._index: ParagraphIndex | None = None
@@ -84,14 +87,60 @@ class Service:
         except IndexStoreError:
             return []
 
-    def add_documents(self, paths: list[Path], progress: Callable[[int, int], None] | None = None) -> ParagraphIndex:
-        """Index the current sources plus new files; same-named files replace older copies."""
-        new = [Path(p) for p in paths]
-        if not new:
+    def add_documents(self, paths: list[Path], progress: Callable[[int, int], None] | None = None,
+                      replace: bool = False) -> ParagraphIndex:
+        """Index new files next to the current documents, and swap the new index in.
+
+        Nothing is replaced or dropped silently: a new file named like an indexed document
+        raises DuplicateDocumentError unless `replace` is true, and the documents already
+        indexed are re-read from the index's own copies, so one whose file has moved or
+        vanished stays. The new index's manifest["changes"] lists what was added and
+        replaced.
+        """
+        new_paths = expand_paths([Path(p) for p in paths])  # folders give their files
+        if not new_paths:
             raise DocumentError("no documents given")
-        names = {p.name for p in new}
-        kept = [p for p in self.source_paths() if p.name not in names and p.exists()]
-        return self.build(kept + new, progress)
+        names = [p.name for p in new_paths]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise DocumentError(f"two of the new files are named {', '.join(twice)}: rename one")
+        with self._lock:
+            sources = self._current_sources()
+            clashing = [s["name"] for s in sources if s["name"] in names]
+            if clashing and not replace:
+                raise DuplicateDocumentError(clashing)
+            kept, origins = [], {}
+            for source in sources:
+                if source["name"] not in names:
+                    kept.append(load_document(self._source_file(source), source["doc_id"]))
+                    origins[source["doc_id"]] = source["path"]  # where it came from, not the copy
+            taken = {d.doc_id for d in kept}
+            added = []
+            for path in new_paths:
+                doc_id = document_id(path, taken)  # a replacement takes the freed id: citations stay
+                taken.add(doc_id)
+                added.append(load_document(path, doc_id))
+            self._index = build_index(kept + added, self.embedder, self.index_path, progress, origins)
+            self._answerers.clear()
+            return self._index
+
+    def _current_sources(self) -> list[dict]:
+        if not (self.index_path / MANIFEST).exists() and not self.index_path.with_name(f".{self.index_path.name}.old").exists():
+            return []  # no index yet: adding builds the first one
+        return self.index.manifest["sources"]  # a damaged index raises: never drop it silently
+
+    def _source_file(self, source: dict) -> Path:
+        """The index's copy of an indexed document, else its original file if still there."""
+        copy = stored_copy(self.index_path, source)
+        if copy is not None:
+            return copy
+        original = Path(source["path"])
+        if original.is_file():
+            return original  # an index from before copies were kept
+        raise IndexStoreError(
+            f"{source['name']}: its file {original} is gone and this index has no copy of it: rebuild "
+            f"the index with `qa index`, giving the document's new location"
+        )
 
     # ------------------------------------------------------------------ answers
 

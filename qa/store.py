@@ -6,9 +6,20 @@ On disk an index is one folder:
     paragraphs.jsonl  one paragraph per line (id, document, label, number, section, text)
     vectors.npy       float32 [count, dimension], normalised, same order as paragraphs
     faiss.index       the FAISS index over vectors.npy (exact inner product by default)
+    sources/<doc id>/<file name>   a copy of each source file, so a source that moves or
+                      vanishes can still be re-indexed (adding a document re-reads the others)
+
+The manifest records the sha256 of paragraphs.jsonl, vectors.npy and faiss.index, and load
+verifies them: a tampered or rotten file is refused with a line naming it, instead of
+answering from edited paragraphs or random vectors. Everything else about the files is
+checked too (manifest schema, paragraph fields, counts, FAISS dimension), and any failure to
+load is one IndexStoreError line, never a traceback. Indexes written before the checksums
+(no "files" in the manifest) still load, without that check.
 
 A build writes everything into a temporary sibling folder, the manifest last, and only then
 swaps it in place of the old one, so an interrupted build leaves the previous index intact.
+Builds of one index hold a lock file (`.NAME.lock`), so the next build can safely remove
+the staging folders (`.NAME.building-*`) that killed builds left behind.
 A rebuild re-embeds only paragraphs whose text it has not embedded before with the same
 embedder. The BM25 side is rebuilt from the paragraphs at load: it is cheap and keeps the
 on-disk format to the four files above.
@@ -19,9 +30,11 @@ with `name`, `sha256`, `dimension` and `encode(texts) -> np.ndarray` will do.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -40,7 +53,9 @@ MANIFEST = "manifest.json"
 PARAGRAPHS = "paragraphs.jsonl"
 VECTORS = "vectors.npy"
 FAISS_FILE = "faiss.index"
-REQUIRED_FILES = (MANIFEST, PARAGRAPHS, VECTORS, FAISS_FILE)
+SOURCES = "sources"
+DATA_FILES = (PARAGRAPHS, VECTORS, FAISS_FILE)  # checksummed in the manifest
+REQUIRED_FILES = (MANIFEST, *DATA_FILES)
 MAX_QUERY_CHARS = 2000
 FUSIONS = ("weighted", "rrf")
 MODES = ("dense", "lexical", "hybrid")
@@ -191,11 +206,15 @@ def _exact_index(vectors: np.ndarray):
 
 
 def build_index(documents: list[Document], embedder: EmbedderLike, target: Path,
-                progress: Callable[[int, int], None] | None = None) -> ParagraphIndex:
+                progress: Callable[[int, int], None] | None = None,
+                origins: dict[str, str] | None = None) -> ParagraphIndex:
     """Embed the documents' paragraphs and swap a complete new index in at `target`.
 
     Vectors of paragraphs already in the existing index (same text, same embedder) are
-    reused, so adding one document re-embeds only that document.
+    reused, so adding one document re-embeds only that document. `origins` maps a doc_id to
+    the path to record for it when the document is read from the index's own copy (its
+    original file may be gone). The manifest's "changes" says which documents this build
+    added, replaced (same name, other content) and dropped, against the previous index.
     """
     target = Path(target)
     paragraphs = [p for document in documents for p in document.paragraphs]
@@ -205,38 +224,93 @@ def build_index(documents: list[Document], embedder: EmbedderLike, target: Path,
     if len(set(ids)) != len(ids):
         raise IndexStoreError("two paragraphs share an id; rename one of the documents")
 
-    reusable = _reusable_vectors(target, embedder)
-    texts = [_indexed_text(p) for p in paragraphs]
-    keys = [_text_key(t) for t in texts]
-    todo = [i for i, key in enumerate(keys) if key not in reusable]
-    vectors = np.zeros((len(paragraphs), embedder.dimension), dtype=np.float32)
-    for i, key in enumerate(keys):
-        if key in reusable:
-            vectors[i] = reusable[key]
-    batch = 256
-    for start in range(0, len(todo), batch):
-        chunk = todo[start:start + batch]
-        vectors[chunk] = embedder.encode([texts[i] for i in chunk])
-        if progress:
-            progress(min(start + batch, len(todo)), len(todo))
+    with _build_lock(target):
+        previous = _previous_sources(target)
+        reusable = _reusable_vectors(target, embedder)
+        texts = [_indexed_text(p) for p in paragraphs]
+        keys = [_text_key(t) for t in texts]
+        todo = [i for i, key in enumerate(keys) if key not in reusable]
+        vectors = np.zeros((len(paragraphs), embedder.dimension), dtype=np.float32)
+        for i, key in enumerate(keys):
+            if key in reusable:
+                vectors[i] = reusable[key]
+        batch = 256
+        for start in range(0, len(todo), batch):
+            chunk = todo[start:start + batch]
+            vectors[chunk] = embedder.encode([texts[i] for i in chunk])
+            if progress:
+                progress(min(start + batch, len(todo)), len(todo))
 
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "embedder": {"name": embedder.name, "sha256": embedder.sha256},
-        "dimension": int(embedder.dimension),
-        "count": len(paragraphs),
-        "sources": [
-            {"name": d.path.name, "path": str(d.path), "doc_id": d.doc_id, "sha256": d.sha256,
-             "paragraphs": len(d.paragraphs)}
+        origins = origins or {}
+        # Documents made in memory (the benchmark's) have no file to copy; adding documents
+        # later then needs their original path, and says so if it is gone.
+        copied = [d for d in documents if Path(d.path).is_file()]
+        copied_ids = {d.doc_id for d in copied}
+        sources = [
+            {"name": d.path.name, "path": origins.get(d.doc_id, str(d.path)), "doc_id": d.doc_id,
+             "sha256": d.sha256, "paragraphs": len(d.paragraphs)}
+            | ({"copy": _copy_name(d)} if d.doc_id in copied_ids else {})
             for d in documents
-        ],
-        "embedded": len(todo),
-        "reused": len(paragraphs) - len(todo),
-        "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    faiss_index = _exact_index(vectors)
-    _write_atomically(target, paragraphs, vectors, faiss_index, manifest)
+        ]
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "embedder": {"name": embedder.name, "sha256": embedder.sha256},
+            "dimension": int(embedder.dimension),
+            "count": len(paragraphs),
+            "sources": sources,
+            "changes": _changes(previous, sources),
+            "embedded": len(todo),
+            "reused": len(paragraphs) - len(todo),
+            "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        faiss_index = _exact_index(vectors)
+        _write_atomically(target, paragraphs, vectors, faiss_index, manifest, copied)
     return ParagraphIndex(paragraphs, vectors, embedder, manifest, faiss_index)
+
+
+def _copy_name(document: Document) -> str:
+    # Under the doc id, which is unique in the index, so two sources of the same name in
+    # different folders do not collide; the file keeps its name, which paragraphs cite.
+    return f"{SOURCES}/{document.doc_id}/{document.path.name}"
+
+
+def _previous_sources(target: Path) -> list[dict]:
+    try:
+        return _read_manifest(target)["sources"]
+    except IndexStoreError:
+        return []  # no usable index before: everything is added
+
+
+def _changes(previous: list[dict], sources: list[dict]) -> dict:
+    """Added, replaced (same name, other content) and dropped document names."""
+    old = {s["name"]: s["sha256"] for s in previous}
+    new = {s["name"]: s["sha256"] for s in sources}
+    return {
+        "added": [name for name in new if name not in old],
+        "replaced": [name for name in new if name in old and old[name] != new[name]],
+        "dropped": [name for name in old if name not in new],
+    }
+
+
+@contextlib.contextmanager
+def _build_lock(target: Path):
+    """One build of an index at a time; the lock dies with its process, even on kill -9."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # not on POSIX: no lock, and so no clean-up of others' staging folders
+        yield
+        return
+    with open(target.with_name(f".{target.name}.lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            # We hold the lock, so no other build is running: any staging folder is debris
+            # of a killed one.
+            for stale in target.parent.glob(f".{target.name}.building-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _reusable_vectors(target: Path, embedder: EmbedderLike) -> dict[str, np.ndarray]:
@@ -246,14 +320,22 @@ def _reusable_vectors(target: Path, embedder: EmbedderLike) -> dict[str, np.ndar
             return {}
         paragraphs = _read_paragraphs(target)
         vectors = np.load(target / VECTORS)
-    except (IndexStoreError, OSError, ValueError, KeyError):
-        return {}  # nothing usable: embed everything
-    if len(vectors) != len(paragraphs):
+    except Exception:  # anything unreadable is simply not reused: embed everything
+        return {}
+    if vectors.ndim != 2 or len(vectors) != len(paragraphs) or vectors.shape[1] != embedder.dimension:
         return {}
     return {_text_key(_indexed_text(p)): v for p, v in zip(paragraphs, vectors)}
 
 
-def _write_atomically(target: Path, paragraphs, vectors, faiss_index, manifest) -> None:
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_atomically(target: Path, paragraphs, vectors, faiss_index, manifest, copied) -> None:
     import faiss
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -264,6 +346,14 @@ def _write_atomically(target: Path, paragraphs, vectors, faiss_index, manifest) 
                 handle.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
         np.save(staging / VECTORS, vectors)
         faiss.write_index(faiss_index, str(staging / FAISS_FILE))
+        for document in copied:
+            copy = staging / _copy_name(document)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            data = Path(document.path).read_bytes()
+            if hashlib.sha256(data).hexdigest() != document.sha256:
+                raise IndexStoreError(f"{document.path.name} changed while it was being indexed: index it again")
+            copy.write_bytes(data)
+        manifest["files"] = {name: _sha256_file(staging / name) for name in DATA_FILES}
         # The manifest is written last: a folder without one is never a complete index.
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
         _swap_in(staging, target)
@@ -282,25 +372,100 @@ def _swap_in(staging: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def stored_copy(target: Path, source: dict) -> Path | None:
+    """The index's own copy of a source file, if it has one and it is intact."""
+    copy = source.get("copy")
+    if not copy:
+        return None  # an index built before copies were kept
+    path = Path(target) / copy
+    if not path.is_file() or _sha256_file(path) != source["sha256"]:
+        return None
+    return path
+
+
 # --------------------------------------------------------------------------- load
 
 
+_REBUILD = "rebuild the index with `qa index`"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
 def _read_manifest(folder: Path) -> dict:
+    """The manifest, checked against its schema; an IndexStoreError naming what is wrong."""
     path = folder / MANIFEST
     if not path.exists():
         raise IndexStoreError(f"no index at {folder} (missing {MANIFEST}): build it with `qa index`")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise IndexStoreError(f"{path} is corrupt: rebuild the index with `qa index`") from None
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        raise IndexStoreError(f"{path} is corrupt: {_REBUILD}") from None
+    if not isinstance(manifest, dict):
+        raise IndexStoreError(f"{path} is corrupt (not a JSON object): {_REBUILD}")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:  # before the schema: another version may have another one
+        raise IndexStoreError(
+            f"the index at {folder} has format version {version}, this program reads version "
+            f"{FORMAT_VERSION}: rebuild it with `qa index`"
+        )
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise IndexStoreError(f"{path} is corrupt ({problem}): {_REBUILD}")
+    return manifest
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _manifest_problem(m: dict) -> str:
+    """What is wrong with a manifest's shape, or "" when nothing is."""
+    embedder = m.get("embedder")
+    if not isinstance(embedder, dict) or not all(isinstance(embedder.get(k), str) for k in ("name", "sha256")):
+        return '"embedder" must be {"name", "sha256"} strings'
+    for key in ("dimension", "count"):
+        if not _is_int(m.get(key)) or m[key] < (1 if key == "dimension" else 0):
+            return f'"{key}" must be a positive integer'
+    sources = m.get("sources")
+    if not isinstance(sources, list):
+        return '"sources" must be a list'
+    for n, source in enumerate(sources, 1):
+        if not isinstance(source, dict) or not all(isinstance(source.get(k), str) for k in ("name", "path", "doc_id", "sha256")) \
+                or not _is_int(source.get("paragraphs")):
+            return f"source {n} must have name, path, doc_id, sha256 and paragraphs"
+        copy = source.get("copy")
+        if copy is not None and (not isinstance(copy, str) or Path(copy).is_absolute()
+                                 or ".." in Path(copy).parts or Path(copy).parts[:1] != (SOURCES,)):
+            return f"source {n} has a copy outside the index folder"
+    files = m.get("files")
+    if files is not None:  # absent in indexes built before checksums: still loadable
+        if not isinstance(files, dict) or set(files) != set(DATA_FILES) \
+                or not all(isinstance(v, str) and _HEX64.fullmatch(v) for v in files.values()):
+            return f'"files" must give the sha256 of {", ".join(DATA_FILES)}'
+    return ""
+
+
+_PARAGRAPH_FIELDS = ("id", "document", "label", "section", "text")
 
 
 def _read_paragraphs(folder: Path) -> list[Paragraph]:
+    path = folder / PARAGRAPHS
+    paragraphs, seen = [], set()
     try:
-        with open(folder / PARAGRAPHS, encoding="utf-8") as handle:
-            return [Paragraph.from_dict(json.loads(line)) for line in handle if line.strip()]
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
-        raise IndexStoreError(f"{folder / PARAGRAPHS} is corrupt: rebuild the index with `qa index`") from None
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                data = json.loads(line)
+                if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in _PARAGRAPH_FIELDS) \
+                        or not (data.get("number") is None or _is_int(data.get("number"))):
+                    raise IndexStoreError(f"{path} is corrupt (line {number} is not a paragraph record): {_REBUILD}")
+                if data["id"] in seen:
+                    raise IndexStoreError(f"{path} is corrupt (line {number} repeats id {data['id']}): {_REBUILD}")
+                seen.add(data["id"])
+                paragraphs.append(Paragraph.from_dict(data))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        raise IndexStoreError(f"{path} is corrupt: {_REBUILD}") from None
+    return paragraphs
 
 
 def recover(target: Path) -> None:
@@ -311,41 +476,60 @@ def recover(target: Path) -> None:
 
 
 def load_index(target: Path, embedder: EmbedderLike) -> ParagraphIndex:
-    """Load an index and check it matches this embedder; every failure names the fix."""
+    """Load an index and check it matches this embedder; every failure is one line naming the fix."""
+    target = Path(target)
+    try:
+        return _load(target, embedder)
+    except IndexStoreError:
+        raise
+    except Exception as error:  # whatever else a damaged folder causes: still one line, no traceback
+        lines = str(error).strip().splitlines()
+        detail = f"{error.__class__.__name__}: {lines[0]}" if lines else error.__class__.__name__
+        raise IndexStoreError(f"the index at {target} cannot be read ({detail}): {_REBUILD}") from None
+
+
+def _load(target: Path, embedder: EmbedderLike) -> ParagraphIndex:
     import faiss
 
-    target = Path(target)
     recover(target)
     if not target.exists():
         raise IndexStoreError(f"no index at {target}: build it with `qa index`")
     manifest = _read_manifest(target)
-    missing = [name for name in REQUIRED_FILES if not (target / name).exists()]
+    missing = [name for name in REQUIRED_FILES if not (target / name).is_file()]
     if missing:
         raise IndexStoreError(f"the index at {target} is incomplete (missing {', '.join(missing)}): rebuild it with `qa index`")
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    built_with = manifest["embedder"]
+    if built_with["sha256"] != embedder.sha256:
         raise IndexStoreError(
-            f"the index at {target} has format version {version}, this program reads version "
-            f"{FORMAT_VERSION}: rebuild it with `qa index`"
-        )
-    built_with = manifest.get("embedder", {})
-    if built_with.get("sha256") != embedder.sha256:
-        raise IndexStoreError(
-            f"the index at {target} was built with embedder '{built_with.get('name')}', not "
+            f"the index at {target} was built with embedder '{built_with['name']}', not "
             f"'{embedder.name}': rebuild it with `qa index` (or use the same embedder)"
         )
+    # Checksums before parsing: an edited paragraph or replaced vectors would otherwise load
+    # fine and answer wrongly.
+    for name, expected in manifest.get("files", {}).items():
+        if _sha256_file(target / name) != expected:
+            raise IndexStoreError(
+                f"{target / name} is corrupt or was changed after the build (its sha256 does not "
+                f"match the manifest): {_REBUILD}"
+            )
     paragraphs = _read_paragraphs(target)
     try:
-        vectors = np.load(target / VECTORS)
+        vectors = np.load(target / VECTORS, allow_pickle=False)  # never run pickled code from disk
         faiss_index = faiss.read_index(str(target / FAISS_FILE))
-    except (OSError, ValueError, RuntimeError):
+    except (OSError, ValueError, RuntimeError, EOFError):
         raise IndexStoreError(f"the vectors of the index at {target} are corrupt: rebuild it with `qa index`") from None
-    expected = (manifest.get("count"), manifest.get("dimension"))
-    if vectors.shape != expected or len(paragraphs) != expected[0] or faiss_index.ntotal != expected[0]:
+    count, dimension = manifest["count"], manifest["dimension"]
+    if dimension != embedder.dimension:
+        raise IndexStoreError(f"the index at {target} has dimension {dimension}, the embedder {embedder.dimension}: rebuild it")
+    if vectors.ndim != 2 or not np.issubdtype(vectors.dtype, np.floating) or not np.isfinite(vectors).all():
+        raise IndexStoreError(f"{target / VECTORS} is corrupt (not a finite float matrix): {_REBUILD}")
+    if faiss_index.d != dimension:
+        raise IndexStoreError(f"{target / FAISS_FILE} has dimension {faiss_index.d}, the manifest says {dimension}: {_REBUILD}")
+    if vectors.shape != (count, dimension) or len(paragraphs) != count or faiss_index.ntotal != count:
         raise IndexStoreError(
             f"the index at {target} is inconsistent ({len(paragraphs)} paragraphs, vectors "
-            f"{vectors.shape}, manifest says {expected}): rebuild it with `qa index`"
+            f"{vectors.shape}, {faiss_index.ntotal} in FAISS, manifest says {count} x {dimension}): rebuild it with `qa index`"
         )
-    if vectors.shape[1] != embedder.dimension:
-        raise IndexStoreError(f"the index at {target} has dimension {vectors.shape[1]}, the embedder {embedder.dimension}: rebuild it")
+    if sum(s["paragraphs"] for s in manifest["sources"]) != count:
+        raise IndexStoreError(f"the index at {target} is inconsistent (its sources do not add up to {count} paragraphs): {_REBUILD}")
     return ParagraphIndex(paragraphs, vectors.astype(np.float32, copy=False), embedder, manifest, faiss_index)

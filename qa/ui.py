@@ -22,15 +22,16 @@ from pathlib import Path
 from . import config
 from .answer import Answer, NOT_IN_DOCUMENT, Passage, VerifiedSentence
 from .documents import SUPPORTED_SUFFIXES, load_document
+from .errors import DuplicateDocumentError, QAError
+from .limits import DEFAULT_LIMITS, check_question, trim_history
 from .policy import DEFAULT_POLICY
-from .errors import QAError
 
 config.set_offline()  # before gradio is imported: no analytics, no hub
 
 import gradio as gr  # noqa: E402
 
 CHECKING = "Checking the answer against the document…"
-MAX_UPLOAD_MB = 20
+MAX_UPLOAD_MB = DEFAULT_LIMITS.upload_file_mb  # also Gradio's own cap, before a file reaches us
 MAX_HISTORY_MESSAGES = 40  # per browser session: keeps memory bounded in long chats
 EXAMPLES = [
     "Which countries led the initiative on veto restraint?",
@@ -153,6 +154,7 @@ class ChatApp:
         self.service = service
         self.loading_error = ""
         self.upload_lock = threading.Lock()
+        self.session_uploads: dict[str, list[int]] = {}  # session -> [files, bytes] added
 
     # -- model loading in the background, so the page opens at once
 
@@ -188,12 +190,19 @@ class ChatApp:
     def chat(self, message: str, messages: list[dict]):
         """Stream the assistant turn into the chat; the checked answer replaces the draft."""
         messages = list(messages or [])[-MAX_HISTORY_MESSAGES:]
-        question = (message or "").strip()
-        if not question:
+        if message is None or (isinstance(message, str) and not message.strip()):
             gr.Warning("Type a question first.")
             yield messages, ""
             return
-        history = _history_turns(messages)
+        try:
+            # Before anything loads: an oversized question or history is refused at once.
+            question = check_question(message, self.service.limits)
+            history = trim_history(_history_turns(messages), self.service.limits)
+        except QAError as error:
+            shown = str(message)[:200] + ("…" if len(str(message)) > 200 else "")
+            yield messages + [{"role": "user", "content": shown},
+                              {"role": "assistant", "content": f"✗ {_escape(_one_line(error))}"}], ""
+            return
         messages = messages + [{"role": "user", "content": question}]
 
         def show(content: str):
@@ -224,8 +233,11 @@ class ChatApp:
     def ask_api(self, question: str, history_json: str = "") -> dict:
         try:
             history = json.loads(history_json) if history_json and history_json.strip() else []
+            # Checked before the answerer (and its models) is asked for.
+            question = check_question(question, self.service.limits)
+            history = trim_history(history, self.service.limits)
             answer = self.service.answerer().ask(question, history)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # RecursionError: "[[[[..." nested too deep
             raise gr.Error("history must be a JSON list of {question, answer}") from None
         except QAError as error:
             raise gr.Error(_one_line(error)) from None
@@ -246,20 +258,32 @@ class ChatApp:
 
     # -- uploads
 
-    def upload(self, files, progress=gr.Progress()) -> tuple[str, str]:
-        """Validate, copy under safe names into the uploads folder, re-index, swap in."""
+    def upload(self, files, request: gr.Request = None, progress=gr.Progress()) -> tuple[str, str]:
+        """Validate, copy under safe names into the uploads folder, re-index, swap in.
+
+        Never replaces: a file named like an indexed document is refused (rename it), so no
+        visitor can change the documents everyone else's answers come from. Each browser
+        session may add `upload_files_per_session` files of `upload_mb_per_session` MB.
+        """
+        limits = self.service.limits
         files = files if isinstance(files, list) else [files] if files else []
         if not files:
             return "Choose one or more .txt, .md or .pdf files first.", self.documents_markdown()
         paths = [Path(f if isinstance(f, str) else getattr(f, "name", f)) for f in files]
+        session = getattr(request, "session_hash", None) or "local"
         with self.upload_lock:
             staged = []
             try:
+                sizes = []
                 for path in paths:
                     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
                         raise QAError(f"{_safe_name(path.name)}: only .txt, .md and .pdf files are accepted")
-                    if path.stat().st_size > MAX_UPLOAD_MB * 2**20:
-                        raise QAError(f"{_safe_name(path.name)}: larger than {MAX_UPLOAD_MB} MB")
+                    sizes.append(path.stat().st_size)
+                    if sizes[-1] > limits.upload_file_mb * 2**20:
+                        raise QAError(f"{_safe_name(path.name)}: larger than {limits.upload_file_mb} MB")
+                self._check_session_quota(session, len(paths), sum(sizes))
+                self._refuse_same_names([_safe_name(p.name) for p in paths])
+                for path in paths:
                     load_document(path)  # fails early, before anything is copied or indexed
                 destination = config.uploads_dir()
                 destination.mkdir(parents=True, exist_ok=True)
@@ -273,12 +297,12 @@ class ChatApp:
                 final = []
                 for temp, target in staged:
                     backup = target.with_name(target.name + ".previous")
-                    if target.exists():
+                    if target.exists():  # a leftover of an earlier failed upload, not indexed
                         shutil.copyfile(target, backup)
                     temp.replace(target)
                     final.append((target, backup))
                 try:
-                    self.service.add_documents([t for t, _ in final],
+                    self.service.add_documents([t for t, _ in final], replace=False,
                                                progress=lambda done, total: progress(done / max(total, 1), desc="Embedding paragraphs"))
                 except BaseException:
                     for target, backup in final:  # put back what was there
@@ -289,6 +313,13 @@ class ChatApp:
                     raise
                 for _, backup in final:
                     backup.unlink(missing_ok=True)
+                used = self.session_uploads.setdefault(session, [0, 0])
+                used[0] += len(paths)
+                used[1] += sum(sizes)
+            except DuplicateDocumentError as error:  # indexed meanwhile, by another session
+                for temp, _ in staged:
+                    temp.unlink(missing_ok=True)
+                return self._same_name_message(error.names), self.documents_markdown()
             except QAError as error:
                 for temp, _ in staged:
                     temp.unlink(missing_ok=True)
@@ -299,6 +330,42 @@ class ChatApp:
                 return f"✗ Could not add the documents ({_escape(_one_line(error))}) — the index is unchanged.", self.documents_markdown()
         names = ", ".join(_safe_name(p.name) for p in paths)
         return f"✓ Added {names}. Ask about it in the chat.", self.documents_markdown()
+
+    def _check_session_quota(self, session: str, count: int, size: int) -> None:
+        limits = self.service.limits
+        files, total = self.session_uploads.get(session, (0, 0))
+        if files + count > limits.upload_files_per_session:
+            raise QAError(f"this session may add {limits.upload_files_per_session} documents and has added {files}; "
+                          f"an operator can add more with `qa index --add`")
+        if total + size > limits.upload_mb_per_session * 2**20:
+            raise QAError(f"this session may upload {limits.upload_mb_per_session} MB in all and has used "
+                          f"{total / 2**20:.1f} MB; an operator can add more with `qa index --add`")
+
+    def _refuse_same_names(self, names: list[str]) -> None:
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise QAError(f"two of the files would both be named {', '.join(twice)}: rename one")
+        try:
+            indexed = {s["name"] for s in self.service.index.manifest["sources"]}
+        except QAError:
+            return  # no usable index: add_documents says so
+        clashing = [n for n in names if n in indexed]
+        if clashing:
+            raise DuplicateDocumentError(clashing)
+
+    def _same_name_message(self, names: list[str]) -> str:
+        try:
+            sources = self.service.index.manifest["sources"]
+        except QAError:
+            sources = []
+        corpus = config.corpus_dir().resolve()
+        bundled = [s["name"] for s in sources if s["name"] in names and corpus in Path(s["path"]).resolve().parents]
+        shown = ", ".join(_escape(n) for n in names)
+        if bundled:
+            return (f"✗ {shown}: a bundled document has this name, and the bundled documents cannot be "
+                    f"replaced from this page. Rename your file and upload it again — the index is unchanged.")
+        return (f"✗ {shown}: a document of this name is already indexed, and documents are not replaced "
+                f"from this page. Rename your file and upload it again — the index is unchanged.")
 
     # -- evaluation tab
 
@@ -351,7 +418,9 @@ def create_app(service) -> gr.Blocks:
             with gr.Tab("Documents"):
                 documents = gr.Markdown(app.documents_markdown())
                 uploads = gr.File(file_count="multiple", file_types=list(SUPPORTED_SUFFIXES),
-                                  label=f"Add documents (.txt, .md, .pdf; up to {MAX_UPLOAD_MB} MB each)")
+                                  label=f"Add documents (.txt, .md, .pdf; up to {service.limits.upload_file_mb} MB "
+                                        f"each, {service.limits.upload_files_per_session} per session; names already "
+                                        f"indexed are refused)")
                 add = gr.Button("Add to the index", variant="primary")
                 upload_result = gr.Markdown()
             with gr.Tab("Evaluate"):

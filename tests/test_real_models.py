@@ -152,7 +152,7 @@ def test_cli_ask_and_batch(cli_index, tmp_path):
         {"id": "c", "question": ""},
     ]) + "\n")
     result = run_qa("--index", str(cli_index), "ask", "--batch", str(batch))
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # one line failed: the batch goes on, the exit says so
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["id"] for r in rows] == [1, "b", "c"]
     fields = {"id", "question", "answer", "abstained", "citations", "passages", "seconds"}
@@ -160,8 +160,9 @@ def test_cli_ask_and_batch(cli_index, tmp_path):
     assert "France" in rows[0]["answer"] and rows[0]["citations"][0]["label"] == "¶11"
     assert set(rows[0]["citations"][0]) == {"id", "label", "text"}
     assert set(rows[0]["passages"][0]) == {"id", "label", "text", "score"}
-    assert "error" in rows[2] and rows[2]["abstained"] is True
+    assert rows[2] == {"id": "c", "line": 3, "error": "the question is empty"}
     assert "[3/3]" in result.stderr  # progress on stderr, not stdout
+    assert "batch: 3 question(s), 2 answered, 1 failed (line 3)" in result.stderr
 
 
 @pytest.mark.parametrize("args,message", [
