@@ -35,7 +35,7 @@ from .documents import Document, Paragraph
 from .errors import IndexStoreError, QuestionError
 from .grounding import STOPWORDS
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: paragraphs carry a page (issue 12); version 1 indexes are rebuilt
 MANIFEST = "manifest.json"
 PARAGRAPHS = "paragraphs.jsonl"
 VECTORS = "vectors.npy"
@@ -44,6 +44,15 @@ REQUIRED_FILES = (MANIFEST, PARAGRAPHS, VECTORS, FAISS_FILE)
 MAX_QUERY_CHARS = 2000
 FUSIONS = ("weighted", "rrf")
 MODES = ("dense", "lexical", "hybrid")
+
+
+class OutdatedIndexError(IndexStoreError):
+    """An index in an older on-disk format; `sources` are the files it was built from, so the
+    caller can rebuild it."""
+
+    def __init__(self, message: str, sources: list[Path]):
+        super().__init__(message)
+        self.sources = sources
 
 
 class EmbedderLike(Protocol):
@@ -323,6 +332,11 @@ def load_index(target: Path, embedder: EmbedderLike) -> ParagraphIndex:
     if missing:
         raise IndexStoreError(f"the index at {target} is incomplete (missing {', '.join(missing)}): rebuild it with `qa index`")
     version = manifest.get("format_version")
+    if isinstance(version, int) and version < FORMAT_VERSION:
+        sources = [Path(source["path"]) for source in manifest.get("sources", []) if source.get("path")]
+        raise OutdatedIndexError(
+            f"the index at {target} has format version {version}, this program reads version "
+            f"{FORMAT_VERSION} (paragraphs now carry their page): rebuild it with `qa index`", sources)
     if version != FORMAT_VERSION:
         raise IndexStoreError(
             f"the index at {target} has format version {version}, this program reads version "
