@@ -211,8 +211,9 @@ def _split_chunk(chunk: str) -> list[str]:
     for n, line in enumerate(lines):
         stripped = line.strip()
         starts = False
+        ends_sentence = bool(pieces[-1]) and pieces[-1][-1].rstrip()[-1:] in ".!?:;"
         if pieces[-1]:
-            if re.match(r"\d{1,3}(?:\.\d{1,3})*[.)]\s+[A-Z\"“]|\d{1,3}(?:\.\d{1,3})+\s+[A-Z\"“]", stripped):
+            if ends_sentence and re.match(r"\d{1,3}(?:\.\d{1,3})*[.)]\s+[A-Z\"“]|\d{1,3}(?:\.\d{1,3})+\s+[A-Z\"“]", stripped):
                 starts = True  # a numbered paragraph starting on its own line (common in PDF text)
             elif bullets >= 2 and _BULLET.match(stripped):
                 starts = True  # a Markdown list without blank lines between its items
@@ -332,6 +333,8 @@ def _looks_like_heading(block: _Block, next_block: _Block | None) -> bool:
         return True  # A LINE IN CAPITALS
     if len(words) > 8 or not flat[0].isupper():
         return False
+    if block.indent >= _CENTRED and "\n" not in block.text:
+        return True  # a short line set in the middle of the page: a title
     # A short title line counts as a heading only when body text or another heading follows.
     if next_block is None:
         return False
@@ -508,7 +511,7 @@ def _documents_numbering(blocks: list[_Block]) -> bool:
     bundled summary does), rather than only some lists? Then every numbered block is ¶N and
     unnumbered ones before the first are "intro 1", "intro 2"..."""
     numbers = [b.number for b in blocks if b.kind == "numbered"]
-    if not numbers:
+    if len(numbers) < 2:
         return False
     lengths = sorted(len(_flat(b.text).split()) for b in blocks if b.kind == "numbered")
     increasing = all(b > a for a, b in zip(numbers, numbers[1:]))
@@ -549,7 +552,7 @@ def split_paragraphs(text: str, document: str, doc_id: str,
     # Fragments right before a heading belong to the heading run (e.g. a place and date line
     # under a title); others are joined to the paragraph that follows them.
     for i in range(len(blocks) - 2, -1, -1):
-        if blocks[i].kind == "fragment" and blocks[i + 1].kind == "heading":
+        if blocks[i].kind == "fragment" and blocks[i + 1].kind == "heading" and not blocks[i].text[:1].islower():
             blocks[i].kind = "heading"
 
     # A heading run with a version, revision, author or copyright line is a title block.
