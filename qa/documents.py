@@ -552,7 +552,7 @@ def split_paragraphs(text: str, document: str, doc_id: str,
     # Fragments right before a heading belong to the heading run (e.g. a place and date line
     # under a title); others are joined to the paragraph that follows them.
     for i in range(len(blocks) - 2, -1, -1):
-        if blocks[i].kind == "fragment" and blocks[i + 1].kind == "heading" and not blocks[i].text[:1].islower():
+        if blocks[i].kind == "fragment" and blocks[i + 1].kind == "heading" and not re.match(r"[a-z]\S*\s", blocks[i].text):
             blocks[i].kind = "heading"
 
     # A heading run with a version, revision, author or copyright line is a title block.
@@ -562,8 +562,10 @@ def split_paragraphs(text: str, document: str, doc_id: str,
             i += 1
             continue
         j = i
-        while j < len(blocks) and blocks[j].kind == "heading" and not (j > i and blocks[j].marker):
-            j += 1  # a numbered heading ("1. Definitions") starts the body, not the title
+        while j < len(blocks) and blocks[j].kind == "heading" and not (j > i and (
+                blocks[j].marker or (blocks[j].level is not None and blocks[i].level is not None
+                                     and blocks[j].level <= blocks[i].level))):
+            j += 1  # a numbered heading ("1. Definitions"), or one at the title's level, starts the body
         if any(_TITLE_WORDS.search(_heading_text(b.text)) for b in blocks[i:j]):
             for b in blocks[i:j]:
                 b.title = True
@@ -661,6 +663,16 @@ def split_paragraphs(text: str, document: str, doc_id: str,
         entry = None
         if block.kind == "entry":
             entry = (block.term, block.indent)
+        if block.kind in ("numbered", "clause") and from_heading and context:
+            # "2. Grant ..." after the heading "1. Definitions.": a number at the heading's
+            # depth ends that heading's section.
+            number = block.marker if block.kind == "clause" else str(block.number)
+            if number.count(".") == context.count(".") and not context.startswith("§"):
+                if stack and stack[-1][1] == leaf and not plain:
+                    stack.pop()
+                elif plain == leaf:
+                    plain = ""
+                leaf = plain or (stack[-1][1] if stack else "")
         if block.kind == "numbered":
             context, from_heading = f"¶{block.number}", False
         elif block.kind == "clause":
@@ -743,7 +755,10 @@ def _labels(units: list[_Unit], numbered_doc: bool) -> list[str]:
             counts[key] = counts.get(key, 0) + 1
             labels.append(f"{prefix} {counts[key]}" if prefix else f"¶{counts[key]}")
             continue
-        if u.context:
+        if u.context.startswith("¶"):  # after a numbered paragraph of a numbered document
+            key = ("after", u.context)
+            base = f"after {u.context}"
+        elif u.context:
             key = ("ctx", u.context)
             base = u.context
         elif section:
@@ -761,6 +776,9 @@ def _labels(units: list[_Unit], numbered_doc: bool) -> list[str]:
         counts[key] = counts.get(key, 0) + 1
         members.setdefault(key, []).append(i)
         labels.append(f"{base} ¶{counts[key]}".strip())
+    for key, indices in members.items():
+        if key[0] == "after" and len(indices) == 1:
+            labels[indices[0]] = f"after {key[1]}"
     # Under a numbered heading with a single paragraph, that paragraph is the number itself ("2.2").
     for key, indices in members.items():
         if key[0] == "ctx" and len(indices) == 1 and counts[key] == 1 and units[indices[0]].context_from_heading:
