@@ -180,12 +180,13 @@ _DEFINITION = re.compile(
     r"(?:means?|refers?\s+to|shall\s+mean|is\s+defined|includes?|has\s+the\s+meaning)\b")
 # A heading run with one of these words is the document's title block (a version line, a
 # revision date, an author, a copyright): it stays a paragraph so that it can be cited.
-_TITLE_WORDS = re.compile(r"\b(?:version|revised|revision|edition|release[sd]?|copyright|written\s+by|authors?)\b"
+_TITLE_WORDS = re.compile(r"\b(?:version|revised|revision|edition|release[sd]?|written\s+by|authors?)\b"
+                          r"|\bcopyright\s+(?:©|\(c\)|\d{4})"
                           r"|\bv\d|©|\(c\)", re.IGNORECASE)
 _SENTENCE_BREAK = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"”')\]]))\s+(?=[A-Z0-9\"“(\[])")
 _LABEL_SECTION_CHARS = 32  # a section name in a label is cut to this (a citation marker holds 40)
 _TERM_CHARS = 30
-_CENTRED = 16  # a line indented this far is centred (a title), not the term of an entry
+_CENTRED = 10  # a line indented this far is centred (a title), not the term of an entry
 
 
 @dataclass
@@ -331,10 +332,10 @@ def _looks_like_heading(block: _Block, next_block: _Block | None) -> bool:
     letters = [ch for ch in flat if ch.isalpha()]
     if len(words) <= 12 and len(letters) >= 2 and all(ch.isupper() for ch in letters):
         return True  # A LINE IN CAPITALS
+    if block.indent >= _CENTRED and "\n" not in block.text and len(words) <= 12 and flat[0].isupper():
+        return True  # a short line set in the middle of the page: a title
     if len(words) > 8 or not flat[0].isupper():
         return False
-    if block.indent >= _CENTRED and "\n" not in block.text:
-        return True  # a short line set in the middle of the page: a title
     # A short title line counts as a heading only when body text or another heading follows.
     if next_block is None:
         return False
@@ -444,7 +445,7 @@ def _is_entry(lines: list[str]) -> bool:
     first = filled[0]
     indent = len(first) - len(first.lstrip())
     words = first.split()
-    if indent >= _CENTRED or len(words) > 8 or first.rstrip()[-1] in ";," or (len(words) > 6 and first.rstrip()[-1] in ".!?"):
+    if indent >= _CENTRED or len(words) > 12 or first.rstrip()[-1] in ";,":
         return False
     return all(len(line) - len(line.lstrip()) > indent for line in filled[1:])
 
@@ -558,7 +559,7 @@ def split_paragraphs(text: str, document: str, doc_id: str,
     # A heading run with a version, revision, author or copyright line is a title block.
     i = 0
     while i < len(blocks):
-        if blocks[i].kind != "heading":
+        if blocks[i].kind != "heading" or blocks[i].marker:  # "14. Revised Versions": a section, not a title
             i += 1
             continue
         j = i
@@ -574,6 +575,7 @@ def split_paragraphs(text: str, document: str, doc_id: str,
     units: list[_Unit] = []
     pending: list[str] = []  # fragments waiting for the next body paragraph
     pending_page: int | None = None
+    pending_indent = 0
     stack: list[tuple[int, str]] = []  # explicit heading levels (Markdown, HTML, Word): a path
     plain = ""  # the latest heading without a level (plain text)
     leaf = ""
@@ -635,10 +637,15 @@ def split_paragraphs(text: str, document: str, doc_id: str,
                                from_heading, block.page))
             continue
         previous = units[-1] if units and not pending else None
-        open_end = previous is not None and previous.text.rstrip()[-1:] not in ".!?:" and previous.kind != "title"
+        open_end = previous is not None and previous.kind != "title" and (
+            previous.text.rstrip()[-1:] not in ".!?:" or previous.text.count("(") > previous.text.count(")"))
         if block.kind in ("body", "fragment") and open_end and not heading_since:
             cut_by_page = block.first_on_page and block.page is not None and previous.page != block.page
-            if (block.kind == "body" and flat[:1].islower()) or cut_by_page:
+            # "... and" / "calling", "), and the results", or an example set off inside a
+            # parenthesis "(e.g." that the next blocks close.
+            unclosed = previous.text.count("(") > previous.text.count(")")
+            continues = flat[:1].islower() or flat[:1] in ",;.)]" or unclosed
+            if continues or cut_by_page:
                 previous.text = previous.text + " " + flat  # a page break cut this paragraph
                 continue
         if entry and block.kind in ("body", "fragment", "bullet", "code") and block.indent > entry[1]:
@@ -648,9 +655,12 @@ def split_paragraphs(text: str, document: str, doc_id: str,
             continue
         if block.kind == "fragment":
             if not pending:
-                pending_page = block.page
+                pending_page, pending_indent = block.page, block.indent
+            pending_indent = max(pending_indent, block.indent)
             pending.append(flat)
             continue
+        if pending and pending_indent > block.indent:
+            flush_pending()  # short lines set deeper than the text after them (an example) stand alone
         if block.kind == "bullet" and len(flat.split()) < _FRAGMENT_WORDS and bullet_run and units and not pending:
             units[-1].text += "; " + flat  # a list of short items is one paragraph
             continue

@@ -255,6 +255,9 @@ class _HTMLText(HTMLParser):
             return
         if self.skip_depth:
             return
+        if tag == "pre" and any(t == "p" for t, _ in self.stack[:-1]):
+            self.stack[-1] = ("pre-inline", False)  # an example inside a paragraph stays in it
+            return
         if tag in _BLOCK_TAGS:
             self.flush()
         if tag in ("ul", "ol"):
@@ -280,7 +283,7 @@ class _HTMLText(HTMLParser):
             return
         # Close up to the matching open tag (HTML in the wild leaves some open).
         for depth in range(len(self.stack) - 1, -1, -1):
-            if self.stack[depth][0] == tag:
+            if self.stack[depth][0] in (tag, tag + "-inline"):
                 for open_tag, dropped in reversed(self.stack[depth:]):
                     self._close(open_tag, dropped)
                 del self.stack[depth:]
