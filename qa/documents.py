@@ -186,6 +186,7 @@ _TITLE_WORDS = re.compile(r"\b(?:version|revised|revision|edition|release[sd]?|w
 _SENTENCE_BREAK = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"”')\]]))\s+(?=[A-Z0-9\"“(\[])")
 _LABEL_SECTION_CHARS = 32  # a section name in a label is cut to this (a citation marker holds 40)
 _TERM_CHARS = 30
+_MAX_LABEL = 38  # a citation marker holds 40 characters (qa/grounding.py), and "(2)" may follow
 _CENTRED = 10  # a line indented this far is centred (a title), not the term of an entry
 
 
@@ -402,7 +403,9 @@ def _classify(block: _Block, next_block: _Block | None) -> None:
         rest = text[clause.end():]
         sect = "§ " if text.startswith("§") else ""
         definition = _DEFINITION.match(rest)
-        if not definition and _is_numbered_heading(rest, lines) and next_block is not None:
+        next_clause = next_block is not None and (_CLAUSE.match(next_block.text) or _CLAUSE_SECT.match(next_block.text))
+        same_depth = next_clause and next_clause.group("num").rstrip(".)").count(".") == number.count(".")
+        if not definition and _is_numbered_heading(rest, lines) and next_block is not None and not same_depth:
             block.kind, block.marker, block.text = "heading", sect + number, _flat(text)
             return
         block.text = rest
@@ -542,6 +545,13 @@ def split_paragraphs(text: str, document: str, doc_id: str,
     for i, block in enumerate(blocks):
         _classify(block, blocks[i + 1] if i + 1 < len(blocks) else None)
     blocks = [b for b in blocks if b.kind != "rule" and b.text.strip()]
+    for previous, block in zip(blocks, blocks[1:]):
+        # "2. Take the device out." right after the item "1. Open the box.": the last item of a
+        # list, not a heading (a heading follows its section's text, not a sibling item).
+        if block.kind == "heading" and block.marker and previous.kind in ("numbered", "listnum") \
+                and "." not in block.marker and block.marker.isdigit() and previous.number == int(block.marker) - 1:
+            match = _CLAUSE.match(block.text)
+            block.kind, block.number, block.marker, block.text = "numbered", int(match.group("num").rstrip(".)")), "", block.text[match.end():]
     numbered_doc = _documents_numbering(blocks)
     if not numbered_doc:
         for b in blocks:
@@ -750,6 +760,9 @@ def _labels(units: list[_Unit], numbered_doc: bool) -> list[str]:
         if u.kind in ("definition",) or (u.kind == "entry"):
             term = _shorten(_flat(u.term), _TERM_CHARS)
             term = f"“{term}”" if u.kind == "definition" else term
+            room = _MAX_LABEL - len(term) - 2  # the section is cut to leave the term whole
+            fits = room >= 8 and (len(section) <= room or " " in section[:room + 1])
+            section = _shorten(section, room) if fits else ""  # never half a word
             labels.append(f"{section}: {term}" if section else term)
             continue
         if u.kind == "entrypart":
