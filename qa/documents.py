@@ -1,27 +1,34 @@
-"""Read documents (.txt, .md, .pdf) and split them into paragraphs with stable ids.
+"""Read documents (.txt, .md, .pdf, .docx, .html) and split them into labelled paragraphs.
 
-A paragraph here is what a reader would call one: a block of text between blank lines.
-The rules, in the order they apply:
+Other formats are turned into text with the same conventions first (`qa.formats`: PDF pages
+rebuilt from the text layer, Word and HTML headings as "#" lines, lists as "1." / "-" items),
+so one set of rules serves every format. A paragraph is what a reader would call one: a block
+between blank lines, or a unit that visibly starts on its own line (a numbered clause, a list
+item). The rules, in the order they apply:
 
-* Numbered paragraphs ("1.", "12)") keep their number as their label (¶12), so a citation
-  matches what the reader sees in the document. Other paragraphs are labelled by position:
-  ¶1, ¶2 ... in a document without numbering, "intro 1", "intro 2" ... before the first
-  numbered paragraph of a numbered document, "note 1" ... after it.
-* Headings (Markdown "#", a line in bold, a line in capitals, or a short title line right
-  before a body paragraph) are not paragraphs: they become the section of what follows.
-* A block that starts in lower case continues the paragraph before it: a page break cut it.
+* Headings (Markdown "#" with their level, setext underlines, a framed or centred line, a bold
+  line, a line in capitals, a short title line before body text, "2.1. Grants") are not
+  paragraphs: they become the section (a path where levels are known). A heading run with a
+  version, revision, author or copyright line is the title block: a paragraph labelled "title".
+* The document's own numbering is the label: "¶12" when the document numbers its paragraphs
+  (1., 2., 3. counting up; unnumbered ones before the first are "intro 1"...), clause numbers
+  ("1.1", "§ 4"), items under them ("2.3(b)"), defined terms ('Definitions: “Licensor”'),
+  entries of a definition list ("OPTIONS: -k --keep"). Other paragraphs are counted under
+  their heading ("Usage ¶2", "5 ¶2"; a numbered heading's only paragraph is the number itself),
+  by page in a PDF without headings ("p. 3 ¶2"), else in the document ("¶2").
+* A block that starts in lower case or with closing punctuation, or follows an unclosed
+  parenthesis or a page break mid-sentence, continues the paragraph before it.
 * Very short blocks that are not headings (a date, "Excellency,", a name) are joined to the
-  paragraph that follows them, so they do not become one-line "paragraphs" of their own.
-* A letter's sign-off is the exception: after the complimentary close ("Yours sincerely,",
-  "... the assurances of my highest consideration."), the signer's name belongs to the
-  signature before it, and the address block after the name (lines without a full stop) is
-  a paragraph of its own, in a section named "Recipients".
+  paragraph that follows them, unless they are set deeper than it (an example).
+* A letter's sign-off: after the complimentary close, the signer's name belongs to the
+  signature, and the address block after the name is a paragraph of its own, in a section
+  named "Recipients".
+* A paragraph over MAX_PARAGRAPH_WORDS is cut at sentence ends ("¶4 part 2").
 
-Ids are "<document id>#<label>" — the same on every rebuild from the same file, and unique
-across documents because the document id is derived from the file name (with a short hash of
-the path when two files share a name).
-
-Only the standard library and pypdf are used here.
+Labels are at most 40 characters, without commas or "and" (citation markers are split
+there), unique within a document. Ids are "<document id>#<label slug>" — the same on every
+rebuild from the same file, and unique across documents because the document id is derived
+from the file name (with a short hash of the path when two files share a name).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from qa.formats import normalise_characters
 
 from .test_documents import make_pdf
 
-LAYOUT = Path(__file__).resolve().parent.parent / "testsets" / "layout"
+LAYOUT = Path(__file__).resolve().parent.parent / "testsets" / "layout"  # SOURCES.md describes it
 
 
 def labels(text, name="doc.txt"):
