@@ -5,6 +5,7 @@
 2. Query latency: median and p95 of a hybrid search (query embedding included) over 1k, 10k
    and 100k paragraphs. The large indexes use synthetic text and random unit vectors: search
    cost depends on the size, not on where the vectors came from.
+4. `python -m qa.bench documents`: the document-layout check (qa/layout_check.py).
 3. Answers: median time to first token and to the whole answer on the test set's answerable
    questions, and the pipeline's overhead over calling the model's `generate` directly on
    the very same prompt.
@@ -125,6 +126,11 @@ def bench_answers(service, limit: int = 12, repeats: int = 3) -> dict:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["documents"]:  # the document-layout check: no models needed
+        from .layout_check import run
+
+        return run()
     parser = argparse.ArgumentParser(prog="python -m qa.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--skip-answers", action="store_true")
     parser.add_argument("--sizes", default="1000,10000,100000")

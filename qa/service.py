@@ -18,7 +18,7 @@ from .answer import Answerer, AnswerSettings
 from .documents import document_id, expand_paths, load_document, load_documents
 from .errors import DocumentError, DuplicateDocumentError, IndexStoreError
 from .limits import Limits
-from .store import MANIFEST, ParagraphIndex, build_index, load_index, stored_copy
+from .store import MANIFEST, OutdatedIndexError, ParagraphIndex, build_index, load_index, stored_copy
 
 Progress = Callable[[str], None]
 
@@ -71,7 +71,18 @@ class Service:
     def index(self) -> ParagraphIndex:
         with self._lock:
             if self._index is None:
-                self._index = load_index(self.index_path, self.embedder)
+                try:
+                    self._index = load_index(self.index_path, self.embedder)
+                except OutdatedIndexError as outdated:
+                    # An index from before a format change is rebuilt from its own sources,
+                    # once, saying so; if a source is gone the error says how to rebuild.
+                    if not outdated.sources or not all(p.exists() for p in outdated.sources):
+                        raise
+                    import sys
+
+                    print(f"{outdated}; rebuilding it now from its {len(outdated.sources)} document(s)",
+                          file=sys.stderr)
+                    self._index = build_index(load_documents(outdated.sources), self.embedder, self.index_path)
             return self._index
 
     def build(self, paths: list[Path], progress: Callable[[int, int], None] | None = None) -> ParagraphIndex:

@@ -48,7 +48,7 @@ from .documents import Document, Paragraph
 from .errors import IndexStoreError, QuestionError
 from .grounding import STOPWORDS
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: paragraphs carry a page (issue 12); version 1 indexes are rebuilt
 MANIFEST = "manifest.json"
 PARAGRAPHS = "paragraphs.jsonl"
 VECTORS = "vectors.npy"
@@ -59,6 +59,15 @@ REQUIRED_FILES = (MANIFEST, *DATA_FILES)
 MAX_QUERY_CHARS = 2000
 FUSIONS = ("weighted", "rrf")
 MODES = ("dense", "lexical", "hybrid")
+
+
+class OutdatedIndexError(IndexStoreError):
+    """An index in an older on-disk format; `sources` are the files it was built from, so the
+    caller can rebuild it."""
+
+    def __init__(self, message: str, sources: list[Path]):
+        super().__init__(message)
+        self.sources = sources
 
 
 class EmbedderLike(Protocol):
@@ -402,6 +411,12 @@ def _read_manifest(folder: Path) -> dict:
     if not isinstance(manifest, dict):
         raise IndexStoreError(f"{path} is corrupt (not a JSON object): {_REBUILD}")
     version = manifest.get("format_version")
+    if isinstance(version, int) and version < FORMAT_VERSION and isinstance(manifest.get("sources"), list):
+        sources = [Path(source["path"]) for source in manifest["sources"]
+                   if isinstance(source, dict) and isinstance(source.get("path"), str)]
+        raise OutdatedIndexError(
+            f"the index at {folder} has format version {version}, this program reads version "
+            f"{FORMAT_VERSION} (paragraphs now carry their page): rebuild it with `qa index`", sources)
     if version != FORMAT_VERSION:  # before the schema: another version may have another one
         raise IndexStoreError(
             f"the index at {folder} has format version {version}, this program reads version "

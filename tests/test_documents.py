@@ -119,8 +119,9 @@ def test_ids_are_stable_and_unique_across_documents(tmp_path):
 def test_markdown_headings_and_unnumbered_labels():
     text = "# Guide\n\nFirst paragraph with several words in it.\n\n## Part two\n\nSecond paragraph, also long enough.\n"
     paragraphs = split_paragraphs(text, "guide.md", "guide")
-    assert [(p.label, p.section) for p in paragraphs] == [("¶1", "Guide"), ("¶2", "Part two")]
-    assert [p.id for p in paragraphs] == ["guide#1", "guide#2"]
+    # A heading's paragraphs are counted under it; Markdown levels make a section path.
+    assert [(p.label, p.section) for p in paragraphs] == [("Guide ¶1", "Guide"), ("Part two ¶1", "Guide > Part two")]
+    assert [p.id for p in paragraphs] == ["guide#guide-1", "guide#part-two-1"]
 
 
 def test_pdf_pages_are_read_and_a_split_paragraph_joined(tmp_path):

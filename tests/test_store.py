@@ -180,3 +180,29 @@ def test_a_document_without_a_file_is_indexed_without_a_copy(tmp_path, fake_embe
     index = build_index([Document(tmp_path / "nowhere.txt", "synthetic", "0" * 64, paragraphs)], fake_embedder, tmp_path / "ix")
     assert "copy" not in index.manifest["sources"][0]
     assert len(load_index(tmp_path / "ix", fake_embedder)) == 1
+
+
+def test_an_older_format_is_rebuilt_automatically_with_a_message(tmp_path, fake_embedder, capsys):
+    from qa.service import Service
+    from qa.store import OutdatedIndexError
+
+    target = tmp_path / "ix"
+    build_index(load_documents([SEED]), fake_embedder, target)
+    manifest = json.loads((target / "manifest.json").read_text())
+    manifest["format_version"] = FORMAT_VERSION - 1  # an index from before paragraphs had pages
+    (target / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(OutdatedIndexError, match="rebuild it"):
+        load_index(target, fake_embedder)
+    service = Service(index_path=target, embedder=fake_embedder)
+    assert [p.id for p in service.index.paragraphs][-1] == DOC + "13"
+    assert "rebuilding it now" in capsys.readouterr().err
+    assert json.loads((target / "manifest.json").read_text())["format_version"] == FORMAT_VERSION
+
+
+def test_paragraph_pages_are_stored(tmp_path, fake_embedder):
+    from qa.documents import Document, Paragraph
+
+    paragraph = Paragraph("d#p-3-2", "d.pdf", "p. 3 ¶2", None, "", "Text on the third page of it.", page=3)
+    document = Document(tmp_path / "d.pdf", "d", "0" * 64, [paragraph])
+    build_index([document], fake_embedder, tmp_path / "ix")
+    assert load_index(tmp_path / "ix", fake_embedder).paragraphs[0].page == 3

@@ -1,0 +1,167 @@
+"""The document model of issue 12: one test per rule and per format (fast, no models)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from qa.documents import MAX_PARAGRAPH_WORDS, load_document, split_paragraphs
+from qa.errors import DocumentError
+from qa.formats import normalise_characters
+
+from .test_documents import make_pdf
+
+LAYOUT = Path(__file__).resolve().parent.parent / "testsets" / "layout"  # SOURCES.md describes it
+
+
+def labels(text, name="doc.txt"):
+    return [(p.label, p.text[:30]) for p in split_paragraphs(text, name, "doc")]
+
+
+def test_clauses_sub_clauses_and_a_clause_heading():
+    text = ("1. Definitions\n--------------\n\n1.1. \"Contributor\"\n    means each person who contributes.\n\n"
+            "2.1. Grants\n\nEach Contributor grants You a licence to use the work here.\n\n"
+            "(a) to use, reproduce and modify the work; and\n\n(b) to distribute it.\n")
+    found = [label for label, _ in labels(text)]
+    assert found == ["1.1", "2.1", "2.1(a)", "2.1(b)"]  # the clause's one paragraph is cited by its number
+
+
+def test_a_numbered_section_with_one_paragraph_is_cited_by_its_number():
+    text = "2.2. Effective Date\n\nThe licences become effective on the date of first distribution.\n"
+    assert labels(text)[0][0] == "2.2"
+
+
+def test_section_sign_is_kept():
+    text = "§ 4. Duties\n\nThe tenant keeps the flat clean and in good repair.\n\n(b) The landlord repairs the roof.\n"
+    assert [label for label, _ in labels(text)] == ["§ 4", "§ 4(b)"]
+
+
+def test_definitions_are_labelled_by_their_term():
+    text = ("0. Definitions.\n\n\"This License\" refers to version 3 of the licence.\n\n"
+            "To \"modify\" a work means to copy or adapt all or part of it.\n")
+    assert [label for label, _ in labels(text)] == ["Definitions: “This License”", "Definitions: “modify”"]
+
+
+def test_entries_of_a_manual_page():
+    text = ("OPTIONS\n       -k --keep\n              Keep (don't delete) input files during compression.\n\n"
+            "       -q --quiet\n              Suppress all warnings.\n")
+    assert [label for label, _ in labels(text)] == ["OPTIONS: -k --keep", "OPTIONS: -q --quiet"]
+
+
+def test_a_title_block_with_a_version_line_is_a_paragraph():
+    text = "Mozilla Public License Version 2.0\n==================================\n\n1.1. \"License\"\n    means this document.\n"
+    found = split_paragraphs(text, "mpl.txt", "mpl")
+    assert (found[0].label, found[0].text) == ("title", "Mozilla Public License Version 2.0")
+
+
+def test_paragraphs_under_a_heading_count_from_it_and_markdown_keeps_a_path():
+    text = "# Guide\n\n## Install\n\nRun the installer and wait until it has finished.\n\nThen restart the machine once it is done.\n"
+    found = split_paragraphs(text, "g.md", "g")
+    assert [(p.label, p.section) for p in found] == [("Install ¶1", "Guide > Install"), ("Install ¶2", "Guide > Install")]
+
+
+def test_a_numbered_list_is_not_the_documents_paragraph_numbering():
+    text = "# Steps\n\n1. Open the box.\n2. Take the device out.\n\n# Later\n\n1. Plug it in.\n"
+    assert [label for label, _ in labels(text, "s.md")] == ["Steps item 1", "Steps item 2", "Later item 1"]
+
+
+def test_labels_are_unique_short_and_free_of_marker_separators(tmp_path):
+    for path in sorted(LAYOUT.iterdir()):
+        if path.name.endswith((".jsonl", ".py", ".md")) and path.name != "apt-README.md":
+            continue
+        found = [p.label for p in load_document(path).paragraphs]
+        assert len(found) == len(set(found)), path.name
+        assert all(len(label) <= 40 and "," not in label and " and " not in label for label in found), path.name
+
+
+def test_long_paragraph_is_cut_at_sentence_ends(tmp_path):
+    sentence = "This sentence has exactly ten words in it for counting. "
+    text = sentence * 100  # 1000 words on one line
+    found = split_paragraphs(text, "long.txt", "long")
+    assert [p.label for p in found] == ["¶1", "¶1 part 2", "¶1 part 3", "¶1 part 4"]
+    assert all(len(p.text.split()) <= MAX_PARAGRAPH_WORDS and p.text.endswith(".") for p in found)
+
+
+def test_a_two_megabyte_single_line_file_is_not_one_paragraph(tmp_path):
+    path = tmp_path / "one-line.txt"
+    path.write_text("word " * 400_000)
+    found = load_document(path).paragraphs
+    assert len(found) > 1000 and max(len(p.text.split()) for p in found) <= MAX_PARAGRAPH_WORDS
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_a_byte_order_mark(tmp_path, encoding):
+    path = tmp_path / "notes.txt"
+    path.write_bytes("Café notes: the meeting moved to Thursday at noon, room 4.\n".encode(encoding))
+    assert load_document(path).paragraphs[0].text.startswith("Café notes")
+
+
+def test_ligatures_and_typeset_minus_are_normalised():
+    assert normalise_characters("resolve the conﬂicts with \u2212\u2212staged and co\u2010operate") == \
+        "resolve the conflicts with --staged and co-operate"
+
+
+def test_pdf_running_headers_page_numbers_hyphenation_and_pages(tmp_path):
+    def body(n):
+        word = ["one", "two", "three"][n - 1]
+        return [f"The first paragraph of page {word} talks about early", "warning and about preven-",
+                "tion, and it ends on this line.", "", f"A second paragraph of page {word} follows after a gap."]
+    pages = [["ACME Corp Internal Report Page %d of 3" % n, ""] + body(n) + ["", str(n)] for n in (1, 2, 3)]
+    pdf = make_pdf(tmp_path / "report.pdf", pages)
+    found = load_document(pdf).paragraphs
+    texts = " ".join(p.text for p in found)
+    assert "ACME" not in texts and "Page" not in texts
+    assert "about prevention, and it ends" in found[0].text
+    assert [(p.label, p.page) for p in found][:3] == [("p. 1 ¶1", 1), ("p. 1 ¶2", 1), ("p. 2 ¶1", 2)]
+
+
+def test_docx_headings_and_numbered_lists(tmp_path):
+    docx = pytest.importorskip("docx")
+    document = docx.Document()
+    document.add_paragraph("Handbook", style="Title")
+    document.add_paragraph("Leave", style="Heading 1")
+    document.add_paragraph("Staff take up to twenty-five days of paid leave each year.")
+    document.add_paragraph("Ask your manager first.", style="List Number")
+    document.add_paragraph("Record the days in the calendar.", style="List Number")
+    path = tmp_path / "handbook.docx"
+    document.save(path)
+    found = load_document(path).paragraphs
+    assert [(p.label, p.section) for p in found] == [
+        ("Leave ¶1", "Leave"), ("Leave item 1", "Leave"), ("Leave item 2", "Leave")]
+
+
+def test_html_drops_scripts_styles_and_navigation(tmp_path):
+    path = tmp_path / "page.html"
+    path.write_text("<html><head><title>T</title><style>p{}</style><script>var x=1;</script></head><body>"
+                    "<nav><a href='/'>Home</a> <a href='/a'>About us and more</a></nav>"
+                    "<div class='toc'><p>Contents: Intro, Usage</p></div>"
+                    "<h1>Guide</h1><h2>Usage</h2><p>Run the <b>tool</b> on each file you want to check.</p>"
+                    "<ul><li>It reads every file in the folder you name.</li></ul></body></html>")
+    found = load_document(path).paragraphs
+    assert [(p.label, p.section, p.text) for p in found] == [
+        ("Usage ¶1", "Guide > Usage", "Run the tool on each file you want to check."),
+        ("Usage ¶2", "Guide > Usage", "It reads every file in the folder you name.")]
+
+
+@pytest.mark.parametrize("name,content,message", [
+    ("broken.docx", b"PK\x03\x04 not really a zip", "not a readable Word document"),
+    ("broken.html", b"\x00\x01\x02binary", "binary"),
+])
+def test_broken_new_formats_give_one_clear_error(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(DocumentError, match=message) as caught:
+        load_document(path)
+    assert "\n" not in str(caught.value)
+
+
+def test_layout_check_meets_its_floors():
+    from qa.layout_check import LAYOUT_DIR, MATCH_FLOOR, check_document
+
+    rows = [check_document(p, p.with_name(p.name + ".expected.jsonl")) for p in sorted(LAYOUT_DIR.iterdir())
+            if p.with_name(p.name + ".expected.jsonl").exists()]
+    assert len(rows) >= 6
+    for row in rows:
+        assert row["match"] >= MATCH_FLOOR and not row["running_left"], row
+    gpl = json.loads((LAYOUT_DIR / "gpl-3.0.pdf.expected.jsonl").read_text().splitlines()[0])
+    assert gpl["running"]  # the PDF's running header is checked, not just listed
