@@ -174,6 +174,13 @@ class Answerer:
         for match in _PARAGRAPH_REFERENCE.finditer(question):
             for number in re.findall(r"\d+", match.group(1)):
                 found += self._by_label.get(f"¶{int(number)}", [])
+        # A numbered clause ("section 2.3(b)", "§ 4", "clause 1.5"): that label, else the
+        # paragraphs under it ("2.3 ¶1", "2.3(a)", "2.3.1").
+        for match in _CLAUSE_REFERENCE.finditer(question):
+            number = re.sub(r"\s+", "", match.group(1) or match.group(2))
+            exact = self._by_label.get(number, [])
+            found += exact or [p for label, ps in self._by_label.items()
+                               if label.startswith((number + " ¶", number + "(", number + ".")) for p in ps]
         return list({p.id: p for p in found}.values())
 
     def retrieve(self, question: str, history=None, k: int | None = None) -> list[Hit]:
@@ -344,7 +351,7 @@ class Answerer:
 
     def without_references(self, question: str) -> str:
         """The question without its paragraph references: "¶11" is no name a passage must contain."""
-        return _PARAGRAPH_REFERENCE.sub(" ", question)
+        return _CLAUSE_REFERENCE.sub(" ", _PARAGRAPH_REFERENCE.sub(" ", question))
 
     def source_of(self, claim: str, ranked: list, question: str) -> tuple[int, float]:
         """The ranked sentence that best supports a claim, and how much of it the claim restates.
@@ -373,6 +380,11 @@ class Answerer:
 
 
 # "paragraph 11", "paragraphs 10 and 11", "para. 4", "¶ 7": the numbers after the word.
+# "section 4", "clause 2.3(b)", "§ 4(b)", or a bare "2.3(b)" / "1.5": numbered clauses.
+_CLAUSE_REFERENCE = re.compile(
+    r"(?:\b(?:sections?|clauses?|articles?|sec\.|art\.)\s*|§\s*)(\d{1,3}(?:\.\d{1,3})*(?:\s*\([a-z0-9]{1,3}\))?)"
+    r"|\b(\d{1,3}\.\d{1,3}(?:\.\d{1,3})*(?:\([a-z0-9]{1,3}\))?)(?![\d.])", re.IGNORECASE)
+
 _PARAGRAPH_REFERENCE = re.compile(
     r"(?:¶|\bparagraphs?\b|\bparas?\b\.?)\s*(\d{1,4}(?:\s*(?:,|and|&|-|to)\s*¶?\s*\d{1,4})*)", re.IGNORECASE)
 

@@ -392,11 +392,15 @@ def vocabulary_of(texts: list[str]) -> set[str]:
 
 
 def parse_markers(marker_text: str) -> list[str]:
-    """The labels inside one bracket: '¶11' -> ['11'], '2, 3' -> ['2','3'], 'intro 2' -> ['intro 2']."""
-    inner = marker_text.replace("¶", " ").replace("Paragraph", " ").replace("paragraph", " ")
-    inner = inner.replace("para", " ").replace("§", " ")
+    """The labels inside one bracket: '¶11' -> ['11'], '2, 3' -> ['2','3'], 'intro 2' -> ['intro 2'].
+
+    The whole text comes first when it holds several parts: a label may itself contain a
+    comma or an "and" ("Terms and Conditions ¶2"); a part that names no label resolves to
+    nothing and is passed over."""
+    inner = re.sub(r"¶|§|\bparagraphs?\b\.?|\bparas?\b\.?", " ", marker_text, flags=re.I)
+    inner = re.sub(r"\s+", " ", inner).strip()
     parts = [p.strip() for p in re.split(r"[,;]|\band\b", inner) if p.strip()]
-    return parts
+    return [inner] + parts if len(parts) > 1 else parts
 
 
 def find_markers(text: str) -> list[tuple[int, int, list[str]]]:

@@ -407,3 +407,20 @@ def test_follow_up_answered_from_the_sentence_matching_it_alone(seed_index):
     assert "some delegates questioned" not in ranked[0][3]  # so only the follow-up rule can keep it
     answer = a.ask(question, history)
     assert not answer.abstained and "full consensus" in answer.text
+
+
+def test_a_numbered_clause_named_in_the_question_is_the_passage(tmp_path, fake_embedder):
+    from qa.documents import load_documents
+    from qa.store import build_index
+
+    doc = tmp_path / "licence.txt"
+    doc.write_text("Licence\n\n1. Definitions\n\n1.1. \"Owner\" means the person who holds the rights.\n\n"
+                   "1.2. \"User\" means anyone who runs the program.\n\n2. Grants\n\n"
+                   "2.1. The Owner grants each User a licence to run the program.\n\n"
+                   "2.2. The User may not sell copies of the program.\n", encoding="utf-8")
+    index = build_index(load_documents([doc]), fake_embedder, tmp_path / "ix")
+    a = Answerer(index, ScriptedGenerator("unused"), FAKE)
+    labels = [p.label for p in a.referenced("What does section 2.2 say?")]
+    assert labels == ["2.2"]
+    assert [p.label for p in a.referenced("Summarise clause 1")] == ["1.1", "1.2"]
+    assert a.referenced("What is 12.5 percent of it?") == []  # no such clause: nothing named

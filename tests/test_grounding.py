@@ -36,8 +36,9 @@ def test_instructions_in_a_passage_are_not_evidence():
 
 
 @pytest.mark.parametrize("text,labels", [
-    ("[¶11]", ["11"]), ("[11]", ["11"]), ("[¶10, ¶11]", ["10", "11"]), ("[intro 2]", ["intro 2"]),
-    ("[paragraph 3]", ["3"]), ("[¶]", []),
+    ("[¶11]", ["11"]), ("[11]", ["11"]), ("[¶10, ¶11]", ["10, 11", "10", "11"]), ("[intro 2]", ["intro 2"]),
+    ("[paragraph 3]", ["3"]), ("[¶]", []), ("[Comparison ¶2]", ["Comparison 2"]),
+    ("[Terms and Conditions ¶2]", ["Terms and Conditions 2", "Terms", "Conditions 2"]),
 ])
 def test_markers(text, labels):
     assert [found for _, _, found in g.find_markers(text)] == [labels]
