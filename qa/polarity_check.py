@@ -71,6 +71,9 @@ def invert_polarity(sentence: str) -> str | None:
     return None
 
 
+_NUMBER = re.compile(r"(?<![\w.])\d+(?!\w|\.\d)")  # a number on its own, not a piece of "3.1"
+
+
 def _capitalised(text: str) -> list[str]:
     """Capitalised words inside sentences (not a sentence's first word)."""
     return re.findall(r"(?<=[a-z,;] )[A-Z][a-z]{3,}\b", text)
@@ -88,11 +91,11 @@ def check_documents(paths: list[Path], per_document: int = 200, seed: int = 0) -
         context = Context(grounding.inverse_document_frequency(texts), grounding.vocabulary_of(texts),
                           grounding.lower_case_words(texts))
         all_text = " ".join(texts)
-        numbers = sorted({t for t in re.findall(r"\b\d+\b", all_text)})
+        numbers = sorted(set(_NUMBER.findall(all_text)))
         # Names: capitalised words the document never writes in lower case. (A licence's
         # defined terms, "License", "Source", are words, not names.)
         common = context.common
-        names = sorted({w for w in _capitalised(all_text) if w.lower() not in common})
+        names = sorted({w for w in _capitalised(all_text) if w.lower() not in common | grounding.STOPWORDS})
         cases = [(p, s) for p in document.paragraphs for s in grounding.split_sentences(grounding.evidence(p.text))
                  if len(s.split()) >= 6]
         rng.shuffle(cases)
@@ -105,11 +108,11 @@ def check_documents(paths: list[Path], per_document: int = 200, seed: int = 0) -
             inverted = invert_polarity(sentence)
             if inverted and inverted != sentence:
                 falsified.append(("polarity", inverted))
-            own_numbers = re.findall(r"\b\d+\b", sentence)
+            own_numbers = _NUMBER.findall(sentence)
             others = [n for n in numbers if n not in grounding.number_values(passage)]
             if own_numbers and others:
                 falsified.append(("number", swap(sentence, own_numbers[0], rng.choice(others))))
-            own_names = [w for w in _capitalised(sentence) if w.lower() not in common]
+            own_names = [w for w in _capitalised(sentence) if w.lower() not in common | grounding.STOPWORDS]
             other_names = [n for n in names if n.lower() not in passage.lower()]
             if own_names and other_names:
                 falsified.append(("name", swap(sentence, own_names[0], rng.choice(other_names))))

@@ -47,6 +47,7 @@ import numpy as np
 from .documents import Document, Paragraph
 from .errors import IndexStoreError, QuestionError
 from .grounding import STOPWORDS
+from .policy import DEFAULT_POLICY
 
 FORMAT_VERSION = 2  # 2: paragraphs carry a page (issue 12); version 1 indexes are rebuilt
 MANIFEST = "manifest.json"
@@ -152,7 +153,7 @@ class ParagraphIndex:
             return np.zeros(len(self.paragraphs), dtype=np.float32)
         return np.asarray(self.bm25.get_scores(known), dtype=np.float32)
 
-    def search(self, query: str, k: int = 5, mode: str = "hybrid", dense_weight: float = 0.7,
+    def search(self, query: str, k: int = 5, mode: str = "hybrid", dense_weight: float = DEFAULT_POLICY.dense_weight,
                fusion: str = "weighted", query_vector: np.ndarray | None = None) -> list[Hit]:
         """The k best paragraphs for a query, best first."""
         query = (query or "").strip()

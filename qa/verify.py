@@ -79,18 +79,20 @@ def _units(claim: str) -> list[str]:
 def polarity_conflict(claim: str, passage: str, idf: dict | None = None) -> str:
     """The part of the claim that disagrees on negation with the passage clause it restates, or "".
 
-    Each part of the claim is matched to the clause (or pair of adjacent clauses) of the
-    passage sharing most of its words; they must hold as many negations ("with no transfer
+    Each part of the claim is matched to the run of adjacent clauses (one to three) of the
+    passage sharing most of its words, the shortest on a tie; they must hold as many negations ("with no transfer
     ..., is not conveying" against "..., is conveying"). A part that shares little with any
     clause (a paraphrase) is not judged here: the word check covers it.
     """
-    passage_clauses = [c for sentence in grounding.split_sentences(passage) or [passage] for c in clauses(sentence)]
-    if not passage_clauses:
+    windows = []  # runs of one to three adjacent clauses of one sentence
+    for sentence in grounding.split_sentences(passage) or [passage]:
+        parts = clauses(sentence)
+        stems = [grounding.content_stems(c) for c in parts]
+        for start in range(len(parts)):
+            for end in range(start + 1, min(start + 3, len(parts)) + 1):
+                windows.append((", ".join(parts[start:end]), set().union(*stems[start:end])))
+    if not windows:
         return ""
-    stems = [grounding.content_stems(c) for c in passage_clauses]
-    windows = [(passage_clauses[n], stems[n]) for n in range(len(stems))]
-    windows += [(passage_clauses[n] + ", " + passage_clauses[n + 1], stems[n] | stems[n + 1])
-                for n in range(len(stems) - 1)]
     for part in _units(claim):
         wanted = grounding.content_stems(part)
         if not wanted:

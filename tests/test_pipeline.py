@@ -1,0 +1,138 @@
+"""Each stage of the answer pipeline alone, on hand-made states, and the verifier's meaning checks."""
+
+from pathlib import Path
+
+import pytest
+
+from qa import grounding, pipeline
+from qa.answer import Answerer, AnswerSettings, Passage
+from qa.policy import DEFAULT_POLICY, Policy
+from qa.verify import Context, negations, polarity_conflict, verify
+
+from .conftest import REPO, ScriptedGenerator
+
+FAKE = AnswerSettings(min_dense=0.05)
+
+
+# --------------------------------------------------------------------------- split_claims
+
+
+def test_split_claims_holds_back_the_sentence_still_being_written():
+    assert pipeline.split_claims("France and Mexico led it [¶11]. They", final=False) == [
+        "France and Mexico led it [¶11]."]
+    assert pipeline.split_claims("France and Mexico led it [¶11].", final=False) == []
+
+
+def test_split_claims_marks_a_sentence_cut_by_the_token_limit():
+    assert pipeline.split_claims("France and Mexico led the", final=True) == ["France and Mexico led the…"]
+
+
+def test_each_list_line_is_a_claim_complete_at_its_line_break():
+    assert pipeline.split_claims("- Australia and Ghana\n- France and", final=False) == ["- Australia and Ghana"]
+
+
+# --------------------------------------------------------------------------- decide_answerable
+
+
+def test_decide_answerable_declines_a_question_naming_what_the_document_never_mentions(seed_index):
+    a = Answerer(seed_index, ScriptedGenerator("unused"), FAKE)
+    state = pipeline.State("What did Brazil say about the veto?")
+    pipeline.retrieve(a, state)
+    assert "brazil" in pipeline.decide_answerable(a, state)
+    state = pipeline.State("Which countries led the initiative on veto restraint?")
+    pipeline.retrieve(a, state)
+    assert pipeline.decide_answerable(a, state) == ""
+
+
+# --------------------------------------------------------------------------- attach_evidence
+
+
+def test_attach_evidence_moves_a_wrong_citation_to_the_supporting_passage(seed_index):
+    a = Answerer(seed_index, ScriptedGenerator("unused"), FAKE)
+    state = pipeline.State("Which countries led the initiative on veto restraint?")
+    pipeline.retrieve(a, state)
+    pipeline.select_evidence(a, state)
+    claim = pipeline.attach_evidence(a, state, "France and Mexico led the initiative on veto restraint [¶10].")
+    assert [p.label for p in claim.backing] == ["¶11"]
+    assert pipeline.attach_evidence(a, state, "Spain and Italy led the initiative on veto restraint [¶11].") is None
+    assert state.trace[-1].decision == "dropped a sentence" and "spain" in state.trace[-1].detail
+
+
+# --------------------------------------------------------------------------- verify
+
+
+LICENCE = ("IN NO EVENT SHALL THE AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER "
+           "LIABILITY. You must cure the violation within thirty (30) days of the notice. "
+           "Mere interaction with a user through a computer network, with no transfer of a copy, is not conveying.")
+
+
+@pytest.mark.parametrize("claim,supported", [
+    ("The authors shall not be liable for any claim.", True),
+    ("The authors shall be liable for any claim.", False),  # polarity turned
+    ("You must cure the violation within 30 days of the notice.", True),
+    ("You must cure the violation within thirty days of the notice.", True),  # words meet digits
+    ("You must cure the violation within sixty days of the notice.", False),  # a number the passage lacks
+    ("Interaction through a computer network with no transfer of a copy is not conveying.", True),
+    ("Interaction through a computer network with no transfer of a copy is conveying.", False),
+])
+def test_verify_reads_negation_and_numbers(claim, supported):
+    assert verify(claim, LICENCE).supported is supported
+
+
+def test_a_name_opening_a_sentence_is_checked_like_any_other():
+    passage = "Australia and Ghana led the initiative. France and Mexico led the other one."
+    common = grounding.lower_case_words([passage])
+    assert verify("Ghana led the initiative.", passage, context=Context(common=common)).supported
+    assert not verify("Spain led the initiative.", passage, context=Context(common=common)).supported
+
+
+def test_a_name_is_not_met_by_a_word_that_only_shares_its_stem():
+    passage = "Each Contributor grants a licence, in addition to the rights of the holder."
+    assert not verify("Each Additional Contributor grants a licence.", passage).supported
+    assert verify("All Contributors grant a licence.", passage).supported  # the plural is the same name
+
+
+def test_negations_are_counted_per_clause():
+    assert negations("you may not, without permission, copy it") == 2
+    assert polarity_conflict("You may copy it.", "You may not copy it.") == "You may copy it."
+    # A negation in another clause of the passage is not this claim's.
+    assert polarity_conflict("Licences survive termination.",
+                             "Licences granted by You shall survive termination, but no new licence is granted.") == ""
+
+
+def test_who_questions_accept_roles_and_when_questions_accept_conditions():
+    assert grounding.gives_expected_answer("The Secretary-General spoke first.", "Who spoke first?")
+    assert grounding.gives_expected_answer("They end if You initiate patent litigation.", "When do my patent licenses end?")
+    assert not grounding.gives_expected_answer("Patent licenses are granted.", "When do my patent licenses end?")
+
+
+# --------------------------------------------------------------------------- policy and lexicon
+
+
+def test_every_threshold_lives_in_the_policy():
+    fields = Policy.__dataclass_fields__
+    assert {"k", "min_dense", "min_support", "on_target", "drift_margin", "max_new_tokens"} <= set(fields)
+    # The store's default fusion weight is the policy's, not a second number.
+    import inspect
+
+    from qa.store import ParagraphIndex
+    assert inspect.signature(ParagraphIndex.search).parameters["dense_weight"].default == DEFAULT_POLICY.dense_weight
+
+
+def test_language_data_is_data():
+    from qa import lexicon
+
+    assert "what" in lexicon.words("stopwords") and lexicon.numbers("ordinals")["twentieth"] == 20
+    assert grounding.number_values("the twelfth day") == {"12"}
+
+
+# --------------------------------------------------------------------------- polarity check (issue floor)
+
+
+def test_falsified_sentences_are_rejected_on_every_shipped_document():
+    from qa.polarity_check import check_documents
+
+    documents = [REPO / "corpus" / "r2p-2017-dialogue-summary.txt"] + sorted((REPO / "testsets" / "docs").iterdir())
+    for rates in check_documents(documents, per_document=120):
+        assert rates.true_kept >= 0.95 * rates.true_total, rates.document
+        assert rates.falsified_rejected >= 0.95, (rates.document, rates.missed[:3])
