@@ -400,12 +400,12 @@ def _safe_name(name: str) -> str:
 def create_app(service) -> gr.Blocks:
     app = ChatApp(service)
     with gr.Blocks(title="Document Q&A") as demo:
-        gr.Markdown("## Ask the document\nAnswers come only from the indexed documents, "
+        gr.Markdown("# Ask the document\nAnswers come only from the indexed documents, "
                     "each claim cited to its paragraph. If the document does not say, neither does this.")
         status = gr.Markdown(app.status(), elem_classes="qa-status")
         with gr.Tabs():
             with gr.Tab("Chat"):
-                chatbot = gr.Chatbot(height=560, label="Conversation", buttons=["copy"],
+                chatbot = gr.Chatbot(height=560, label="Conversation", buttons=["copy"], elem_id="chat",
                                      placeholder="Ask something about the document, or pick an example below.",
                                      feedback_options=None)
                 with gr.Row():

@@ -118,8 +118,7 @@ def test_browser_sees_streamed_answer_and_source(server, tmp_path):
         page.wait_for_selector("#question textarea", timeout=60_000)
         page.fill("#question textarea", "Which countries led the initiative on veto restraint?")
         page.click("#ask")
-        # The draft streams in first, then the checked answer with its source replaces it.
-        page.wait_for_function("() => document.body.innerText.includes('drafting')", timeout=60_000)
+        # Only checked text ever reaches the page: "checking", then the verified answer.
         page.wait_for_function("() => document.body.innerText.includes('Sources (')", timeout=120_000)
         text = page.inner_text("body")
         assert "France and Mexico" in text and "[¶11]" in text
@@ -127,3 +126,43 @@ def test_browser_sees_streamed_answer_and_source(server, tmp_path):
         page.screenshot(path=str(shot), full_page=True)
         browser.close()
     assert shot.stat().st_size > 10_000
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_browser_never_shows_unverified_text(server):
+    """A MutationObserver records every text the chat ever shows while two questions stream;
+    the out-of-scope one must never show the model's general knowledge, and everything the
+    answerable one showed before it finished must be part of its final, checked answer."""
+    from playwright.sync_api import sync_playwright
+
+    record = """() => { window.seen = [];
+        const chat = document.querySelector('#chat') || document.body;
+        new MutationObserver(() => window.seen.push(chat.innerText)).observe(chat,
+            {childList: true, subtree: true, characterData: true}); }"""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(server["url"])
+        page.wait_for_selector("#question textarea", timeout=60_000)
+        page.evaluate(record)
+        page.fill("#question textarea", "What is the capital of Australia?")
+        page.click("#ask")
+        page.wait_for_function("() => document.body.innerText.includes('does not say')", timeout=120_000)
+        seen = page.evaluate("() => window.seen")
+        assert seen, "the observer saw nothing"
+        assert not any("canberra" in text.lower() for text in seen)
+        page.evaluate(record)
+        page.fill("#question textarea", "Which countries led the initiative on veto restraint?")
+        page.click("#ask")
+        page.wait_for_function("() => document.body.innerText.includes('Sources (2)') || "
+                               "document.body.innerText.includes('Sources (1)')", timeout=120_000)
+        final = page.evaluate("() => document.querySelector('#chat') ? document.querySelector('#chat').innerText"
+                              " : document.body.innerText")
+        for text in page.evaluate("() => window.seen"):
+            for line in text.splitlines():
+                if line.startswith("✓"):  # a shown answer line must be in the final answer
+                    assert line.removesuffix(" ") in final
+        browser.close()
