@@ -23,6 +23,7 @@ from . import grounding, pipeline, verify
 from .errors import QuestionError
 from .pipeline import MODEL_REFUSAL, NOT_IN_DOCUMENT, CitedInParts, Quote, VerifiedSentence  # noqa: F401 (API)
 from .policy import Policy
+from .documents import document_names
 from .store import Hit, ParagraphIndex
 
 MAX_QUESTION_CHARS = 2000
@@ -132,6 +133,7 @@ class Answerer:
         self.idf = grounding.inverse_document_frequency([p.text for p in index.paragraphs])
         self.common = grounding.lower_case_words(texts)  # tells a capitalised first word from a name
         self.verifier_context = verify.Context(self.idf, self.vocabulary, self.common)
+        self.document_names = document_names(index.paragraphs)  # true of every paragraph of each
         self.acronyms = grounding.acronym_phrases(self.corpus_text)
         self._by_label: dict[str, list] = {}
         for p in index.paragraphs:
@@ -224,7 +226,9 @@ class Answerer:
         for p in passages:
             sentences, vectors = self._sentences_of(p.id, p.text)
             stems = [grounding.content_stems(sentence) for sentence in sentences]
-            says_more = [n for n in range(len(sentences)) if not stems[n] <= asked]
+            # (A sentence of four or more words that the question repeats whole is the
+            # evidence for a yes or no: "May I charge a fee for support?")
+            says_more = [n for n in range(len(sentences)) if not stems[n] <= asked or len(stems[n]) >= 4]
             rows += [(p, n, sentences[n], stems[n]) for n in says_more]
             sentence_vectors.append(vectors[says_more])
         if not rows:
@@ -348,6 +352,11 @@ class Answerer:
                require_subject: bool = True, window: int | None = None) -> verify.Verdict:
         return verify.verify(claim, passage_text, question, self.verifier_context, heading, self.policy,
                              require_subject, window)
+
+    def heading_of(self, passage: Passage) -> str:
+        """What a passage is under, for the verifier: its section and the document's own
+        name ("Who maintains the MPL?" may be answered by a clause that never says "MPL")."""
+        return f"{passage.section} {self.document_names.get(passage.document, '')}".strip()
 
     def without_references(self, question: str) -> str:
         """The question without its paragraph references: "¶11" is no name a passage must contain."""

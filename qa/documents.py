@@ -906,3 +906,27 @@ def load_documents(paths: list[Path]) -> list[Document]:
         taken.add(doc_id)
         documents.append(load_document(path, doc_id))
     return documents
+
+
+def document_names(paragraphs) -> dict[str, str]:
+    """Document file name -> the words that name the document itself: its file name's words,
+    the name in its title paragraph (up to a version, date or comma) and that name's
+    initials ("mpl-2.0.txt", "Mozilla Public License Version 2.0" -> "mpl Mozilla Public
+    License MPL").
+
+    A reader names the whole document in a question ("Who maintains the MPL?"): those words
+    are true of every paragraph of it, not evidence for the one paragraph that repeats them.
+    """
+    names: dict[str, str] = {}
+    titled: set[str] = set()
+    for p in paragraphs:
+        stem_words = re.sub(r"[-_.]+", " ", Path(p.document).stem).split()
+        names.setdefault(p.document, " ".join(w for w in stem_words if not w.isdigit()))
+        if p.label == "title" and p.document not in titled:
+            titled.add(p.document)
+            first = p.text.strip().split("\n")[0]
+            name = re.split(r"\s+(?:version|v\.?)\s|[,;:(\d]", first, maxsplit=1, flags=re.IGNORECASE)[0].strip()
+            words = name.split()[:8]
+            initials = "".join(w[0] for w in words if w[:1].isupper())
+            names[p.document] += " " + " ".join(words) + (f" {initials}" if len(initials) >= 2 else "")
+    return names

@@ -175,10 +175,13 @@ def attach_evidence(a: "Answerer", state: State, sentence: str) -> Claim | None:
     asked = grounding.content_stems(question)
     cited = [a.resolve(label, passages) for _, _, found in grounding.find_markers(sentence) for label in found]
     claim = _without_echoed_label(grounding.strip_markers(sentence).lstrip(":;,.-–— "), asked)  # "[¶2]: He ..."
-    if not grounding.content_stems(claim) - asked:
+    claim = _without_preamble(claim)
+    if not grounding.content_stems(claim) - asked and not _YES_OR_NO.match(claim):
         return None  # a bare marker, filler, or the question said back: no claim to keep
+    # (A yes or no followed by the question said back is an answer: "No, you may not sell
+    # copies." Its polarity is what the verifier checks against the passage.)
     subject = a.without_references(question)
-    verdicts = {p.id: a.verify(claim, a.evidence_of(p), subject, heading=p.section) for p in passages}
+    verdicts = {p.id: a.verify(claim, a.evidence_of(p), subject, heading=a.heading_of(p)) for p in passages}
     scores = {pid: v.score if v.supported else 0.0 for pid, v in verdicts.items()}
     for p in passages:
         if scores[p.id] and grounding.misattributed(claim, a.evidence_of(p), subject):
@@ -209,7 +212,7 @@ def _backed_part_by_part(a: "Answerer", sentence: str, passages: list, subject: 
     halves = []
     for text, labels in grounding.cited_parts(sentence):
         cited = [p for p in (a.resolve(label, passages) for label in labels) if p is not None]
-        holding = [p for p in cited if a.verify(text, a.evidence_of(p), subject, heading=p.section).supported]
+        holding = [p for p in cited if a.verify(text, a.evidence_of(p), subject, heading=a.heading_of(p)).supported]
         if not holding and grounding.content_stems(text) - grounding.content_stems(subject):
             return []
         halves.append((text, holding))
@@ -362,13 +365,17 @@ class Release:
         return f"the draft gives no {kind} for the question"
 
     def _fallback(self, why: str):
-        """The passages' best sentence if it is close enough to the question, else decline."""
-        ranked = self.state.ranked
-        if ranked:
-            best_quote = self.a.quote(ranked[0][1], ranked[0][3])
-            close = ranked[0][0] >= self.a.policy.min_fallback or self.a.referenced(self.state.question)
-            if close and grounding.gives_expected_answer(best_quote, self.state.question, self.a.common):
-                best = Claim(best_quote, [ranked[0][1]], 0, 1.0)
+        """The best sentence that is close enough to the question and gives the kind of answer
+        asked for (a number for "how long"), quoted; else decline. Only sentences within the
+        drift margin of the best one are candidates: a far weaker one answers something else."""
+        ranked, policy = self.state.ranked, self.a.policy
+        for n, (score, passage, _, sentence) in enumerate(ranked):
+            if ranked[0][0] - score >= policy.drift_margin:
+                break
+            quote = self.a.quote(passage, sentence)
+            close = score >= policy.min_fallback or self.a.referenced(self.state.question)
+            if close and grounding.gives_expected_answer(quote, self.state.question, self.a.common):
+                best = Claim(quote, [passage], n, 1.0)
                 self.shown = [best]
                 return self._done(self._second_part([best]), f"{why}; quoted the passage instead", first=True)
         return [], self._decline(why)
@@ -473,6 +480,21 @@ _POINTS_BACK = re.compile(
     r"^(?:[^,]{1,120},\s*|in\s+)?(this|these|those|he|she|it|they|his|her|its|their|such)\b", re.I)
 
 _LABEL = re.compile(r"^([^:\n]{1,60}):\s+(?=\S)")
+_YES_OR_NO = re.compile(r"^(?:yes|no)\b", re.IGNORECASE)
+_META_NOUNS = "|".join(sorted(lexicon.words("meta_nouns")))
+_META_VERBS = "|".join(sorted(lexicon.words("meta_verbs")))
+_PREAMBLE = re.compile(rf"^(?:according to (?:the |this )?(?:{_META_NOUNS})\b[^,]{{0,40}},\s*"
+                       rf"|(?:the|this) (?:{_META_NOUNS}) (?:{_META_VERBS}) (?:that\s+)?)", re.IGNORECASE)
+
+
+def _without_preamble(claim: str) -> str:
+    """"The passage states that the MPL is maintained by Mozilla." -> "the MPL is maintained
+    by Mozilla.": the model's talk about its sources is no part of what it claims."""
+    match = _PREAMBLE.match(claim)
+    if not match or not claim[match.end():].strip():
+        return claim
+    rest = claim[match.end():]
+    return rest[0].upper() + rest[1:]
 
 
 class Quote(str):

@@ -44,7 +44,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from .documents import Document, Paragraph
+from .documents import Document, Paragraph, document_names
 from .errors import IndexStoreError, QuestionError
 from .grounding import STOPWORDS
 from .policy import DEFAULT_POLICY
@@ -133,8 +133,12 @@ class ParagraphIndex:
         self.manifest = manifest
         self.faiss_index = faiss_index if faiss_index is not None else _exact_index(vectors)
         self._tokenize = _tokenizer()
+        # Words naming a whole document ("MPL", "gzip") are in each of its paragraphs for BM25:
+        # they pick the document among several, never one paragraph that repeats its name.
+        names = document_names(paragraphs)
         self.bm25 = bm25s.BM25()
-        self.bm25.index(self._tokenize([_indexed_text(p) for p in paragraphs]), show_progress=False)
+        self.bm25.index(self._tokenize([names[p.document] + " " + _indexed_text(p) for p in paragraphs]),
+                        show_progress=False)
         self.by_id = {p.id: p for p in paragraphs}
 
     def __len__(self) -> int:

@@ -136,3 +136,54 @@ def test_falsified_sentences_are_rejected_on_every_shipped_document():
     for rates in check_documents(documents, per_document=120):
         assert rates.true_kept >= 0.95 * rates.true_total, rates.document
         assert rates.falsified_rejected >= 0.95, (rates.document, rates.missed[:3])
+
+
+# --------------------------------------------------------------------------- rules found on the blind sets
+
+
+def _licence_index(tmp_path, fake_embedder):
+    from qa.documents import load_documents
+    from qa.store import build_index
+
+    doc = tmp_path / "tpl-1.0.txt"
+    doc.write_text("Tiny Public License Version 1.0\n\n1. Terms\n\n"
+                   "1.1. You may charge a fee for support and warranty of the software.\n\n"
+                   "1.2. Your rights end 30 days after you are notified of a breach and do not cure it.\n\n"
+                   "1.3. The Foundation is the steward of this license and may publish new versions.\n",
+                   encoding="utf-8")
+    return build_index(load_documents([doc]), fake_embedder, tmp_path / "ix")
+
+
+def test_the_documents_own_name_need_not_be_in_the_clause_that_answers(tmp_path, fake_embedder):
+    # "TPL" names the whole document; the answering clause never repeats it.
+    a = Answerer(_licence_index(tmp_path, fake_embedder),
+                 ScriptedGenerator("The Foundation is the steward of the TPL [1.3]."), FAKE)
+    answer = a.ask("Who is the steward of the TPL?")
+    assert not answer.abstained and "[1.3]" in answer.text
+
+
+def test_a_preamble_about_the_passage_is_not_part_of_the_claim(tmp_path, fake_embedder):
+    a = Answerer(_licence_index(tmp_path, fake_embedder),
+                 ScriptedGenerator("The passage states that the Foundation is the steward of this license."), FAKE)
+    answer = a.ask("Who is the steward of this license?")
+    assert answer.text.startswith("The Foundation is the steward of this license") and "passage" not in answer.text
+    verdicts = [step for step in answer.trace if step["stage"] == "verify"]
+    assert [step["decision"] for step in verdicts] == ["supported"]  # the model's claim itself passed
+
+
+def test_a_yes_or_no_answer_is_checked_for_its_polarity(tmp_path, fake_embedder):
+    index = _licence_index(tmp_path, fake_embedder)
+    question = "May I charge a fee for support and warranty of the software?"
+    wrong = Answerer(index, ScriptedGenerator("No, you may not charge a fee for support and warranty of the software."),
+                     AnswerSettings(min_dense=0.05, min_fallback=5))
+    assert wrong.ask(question).abstained  # the clause says you may
+    right = Answerer(index, ScriptedGenerator("Yes, you may charge a fee for support and warranty of the software."), FAKE)
+    assert right.ask(question).text.startswith("Yes, you may charge a fee")
+
+
+def test_the_fallback_quote_gives_the_kind_of_answer_asked_for(tmp_path, fake_embedder):
+    # The draft gives no number; the quoted sentence must be one that has it.
+    a = Answerer(_licence_index(tmp_path, fake_embedder),
+                 ScriptedGenerator("Your rights end if you do not cure a breach."), AnswerSettings(min_dense=0.05, min_fallback=0.0))
+    answer = a.ask("How long do my rights last after I am notified of a breach?")
+    assert "30 days" in answer.text
