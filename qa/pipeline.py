@@ -484,7 +484,7 @@ _YES_OR_NO = re.compile(r"^(?:yes|no)\b", re.IGNORECASE)
 _META_NOUNS = "|".join(sorted(lexicon.words("meta_nouns")))
 _META_VERBS = "|".join(sorted(lexicon.words("meta_verbs")))
 _PREAMBLE = re.compile(rf"^(?:according to (?:the |this )?(?:{_META_NOUNS})\b[^,]{{0,40}},\s*"
-                       rf"|(?:the|this) (?:{_META_NOUNS}) (?:{_META_VERBS}) (?:that\s+)?)", re.IGNORECASE)
+                       rf"|(?:the|this) (?:{_META_NOUNS}) (?:{_META_VERBS}) that\s+)", re.IGNORECASE)
 
 
 def _without_preamble(claim: str) -> str:

@@ -162,6 +162,15 @@ def test_the_documents_own_name_need_not_be_in_the_clause_that_answers(tmp_path,
     assert not answer.abstained and "[1.3]" in answer.text
 
 
+@pytest.mark.parametrize("draft,claim", [
+    ("The passage states that the MPL is maintained by Mozilla.", "The MPL is maintained by Mozilla."),
+    ("According to the document, gzip keeps the original name.", "Gzip keeps the original name."),
+    ("The license says nothing about fees.", "The license says nothing about fees."),  # "the license": no "that"
+])
+def test_preambles_are_cut(draft, claim):
+    assert pipeline._without_preamble(draft) == claim
+
+
 def test_a_preamble_about_the_passage_is_not_part_of_the_claim(tmp_path, fake_embedder):
     a = Answerer(_licence_index(tmp_path, fake_embedder),
                  ScriptedGenerator("The passage states that the Foundation is the steward of this license."), FAKE)
