@@ -127,13 +127,13 @@ class Answerer:
         self.index = index
         self.generator = generator
         self.policy = settings or Policy()
-        texts = [p.text + " " + p.section for p in index.paragraphs] + index.documents
+        self.document_names = document_names(index.paragraphs)  # true of every paragraph of each
+        texts = [p.text + " " + p.section for p in index.paragraphs] + index.documents + list(self.document_names.values())
         self.vocabulary = grounding.vocabulary_of(texts)
         self.corpus_text = "\n".join(texts)
         self.idf = grounding.inverse_document_frequency([p.text for p in index.paragraphs])
         self.common = grounding.lower_case_words(texts)  # tells a capitalised first word from a name
         self.verifier_context = verify.Context(self.idf, self.vocabulary, self.common)
-        self.document_names = document_names(index.paragraphs)  # true of every paragraph of each
         self.acronyms = grounding.acronym_phrases(self.corpus_text)
         self._by_label: dict[str, list] = {}
         for p in index.paragraphs:
@@ -297,11 +297,11 @@ class Answerer:
 
     def messages(self, question: str, passages: list[Passage], history=None,
                  ranked: list | None = None) -> list[dict]:
-        labels = self.display_labels(passages)
+        labels = self.prompt_labels(passages)
         if ranked is None:
             ranked = self.rank_sentences(question, passages, history)
         quoted = "\n\n".join(f"{labels[p.id]}: {text}" for p, text in self.context(ranked, passages))
-        example = labels[passages[0].id] if passages else "¶1"
+        example = labels[passages[0].id] if passages else "S1"
         messages = [{"role": "system", "content": SYSTEM_PROMPT.format(passages=quoted, example=example)}]
         for turn in normalise_history(history)[-self.policy.history_turns:]:
             messages.append({"role": "user", "content": turn.question})
@@ -334,9 +334,22 @@ class Answerer:
 
     # ------------------------------------------------------------------ what the stages use
 
+    def prompt_labels(self, passages: list[Passage]) -> dict[str, str]:
+        """Paragraph id -> the label the model sees: "S1", "S2" ... by rank (policy
+        "sources"), or the document's own labels. A small model copies short ids reliably;
+        long labels ("OPTIONS: -k --keep", "Preamble ¶7") it mistakes for content ("The
+        version is [Preamble ¶7]"). Answers always show the document's labels."""
+        if self.policy.prompt_labels == "sources":
+            return {p.id: f"S{n}" for n, p in enumerate(passages, 1)}
+        return self.display_labels(passages)
+
     def resolve(self, label: str, passages: list[Passage]) -> Passage | None:
         """The passage a marker names, or None (out of range, malformed, not retrieved)."""
         wanted = re.sub(r"\s+", " ", label.strip().lower())
+        source = re.fullmatch(r"s(?:ource)?\s*(\d{1,2})", wanted)
+        if source and self.policy.prompt_labels == "sources":
+            n = int(source.group(1))
+            return passages[n - 1] if 1 <= n <= len(passages) else None
         labels = self.display_labels(passages)
         for p in passages:
             shown = labels[p.id].lower()

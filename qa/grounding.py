@@ -372,7 +372,21 @@ def missing_terms(question: str, vocabulary: set[str], corpus_text: str = "") ->
     """Names and numbers in the question that never occur in the document(s): single words
     checked against the vocabulary, multi-word names against the text itself (both words of
     "United States" occur in a UN document, the name does not)."""
-    missing = {t for t in key_terms(question) if t not in vocabulary and stem(t) not in vocabulary}
+    def known(term: str) -> bool:
+        if term in vocabulary or stem(term) in vocabulary:
+            return True
+        # "GPL-licensed" is known when each part is; "GPLv3", "python3" name a version of a
+        # known name.
+        parts = [part for part in term.split("-") if part]
+        if len(parts) > 1 and all(known(part) for part in parts):
+            return True
+        bare = re.sub(r"v?\d*$", "", term)
+        return bare != term and len(bare) > 1 and (bare in vocabulary or stem(bare) in vocabulary)
+
+    # A short acronym ("OS", "DVD", "PC") is as often a reader's word for something the
+    # document spells out in lower case ("operating system") as a name: it decides nothing.
+    asked = {t for t in key_terms(question) if not (t.isalpha() and len(t) <= 3 and t.upper() in question)}
+    missing = {t for t in asked if not known(t)}
     if corpus_text:
         flat = re.sub(r"[\s-]+", " ", corpus_text.lower())
         for phrase in name_phrases(question):

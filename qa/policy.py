@@ -34,6 +34,7 @@ class Policy:
 
     # ---------------------------------------------------------------- generation
     max_new_tokens: int = 56  # one or two short sentences; also bounds the slowest answer
+    prompt_labels: str = "document"  # "document": the passages' own labels; "sources": S1, S2, S3 (see Answerer.prompt_labels)
 
     # ---------------------------------------------------------------- verification
     min_support: float = 0.5  # share of a claim's content words (rarer weigh more) its evidence must contain

@@ -149,3 +149,12 @@ def test_a_name_from_the_wrong_list_item_is_misattributed():
 ])
 def test_cited_parts(sentence, parts):
     assert g.cited_parts(sentence) == parts
+
+
+def test_a_readers_words_for_known_things_are_not_missing_names():
+    vocabulary = g.vocabulary_of(["The GNU Affero General Public License governs the operating system and the GPL."])
+    # Parts of a compound, a version of a known name and short acronyms decide nothing ...
+    assert g.missing_terms("Is GPL-licensed code allowed on my OS?", vocabulary) == []
+    assert g.missing_terms("Can I combine it with AGPLv3 code?", vocabulary) == []
+    # ... but a name the document never mentions still does.
+    assert g.missing_terms("What did Brazil say about the GPL?", vocabulary) == ["brazil"]
