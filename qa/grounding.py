@@ -383,6 +383,8 @@ def missing_terms(question: str, vocabulary: set[str], corpus_text: str = "") ->
         bare = re.sub(r"v?\d*$", "", term)
         return bare != term and len(bare) > 1 and (bare in vocabulary or stem(bare) in vocabulary)
 
+    # "GPLv3", "Python3": a version glued to a name is part of the name, not a number to find.
+    question = re.sub(r"\b([A-Za-z]{2,}?)v?(\d+(?:\.\d+)*)\b", r"\1", question)
     # A short acronym ("OS", "DVD", "PC") is as often a reader's word for something the
     # document spells out in lower case ("operating system") as a name: it decides nothing.
     asked = {t for t in key_terms(question) if not (t.isalpha() and len(t) <= 3 and t.upper() in question)}
