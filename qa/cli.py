@@ -250,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="configurations to compare, e.g. mode=dense mode=hybrid k=5")
             p.add_argument("--retrieval-only", action="store_true", help="skip generation")
             p.add_argument("--limit", type=int, default=None, help="first N questions only")
+            p.add_argument("--replay", type=Path, default=None,
+                           help="an earlier run's results.jsonl: check its recorded drafts again (no generation)")
         else:
             p.add_argument("--host", default="127.0.0.1")
             p.add_argument("--port", type=int, default=7860)

@@ -538,6 +538,36 @@ def service_for(testset: TestSet, service):
     return own
 
 
+class ReplayedDrafts:
+    """A generator that writes, for each question, the draft an earlier run recorded."""
+
+    name = "replay"
+
+    def __init__(self, drafts: dict[str, str]):
+        self.drafts = drafts
+
+    def stream(self, messages: list[dict], max_new_tokens: int = 0):
+        question = messages[-1]["content"]
+        if question not in self.drafts:
+            raise TestSetError(f"no recorded draft for {question[:60]!r}: replay the run's own test set")
+        yield self.drafts[question]
+
+
+def _recorded_drafts(path: Path) -> dict[str, str]:
+    """question -> draft, from an evaluation's results.jsonl."""
+    path = Path(path)
+    if not path.exists():
+        raise TestSetError(f"{path}: no such results file")
+    drafts = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            record = json.loads(line)
+            drafts[record["question"]] = record.get("draft") or ""
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise TestSetError(f"{path.name}:{number}: not a result record") from None
+    return drafts
+
+
 def run_cli(args, service) -> int:
     from tqdm import tqdm
 
@@ -552,9 +582,18 @@ def run_cli(args, service) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = args.out or Path("reports") / stamp
     columns = {}
+    replay = getattr(args, "replay", None)
+    drafts = _recorded_drafts(replay) if replay else None
     for name, overrides in configurations.items():
-        answerer = (service.retriever(**overrides) if args.retrieval_only else
-                    service.answerer(progress=lambda m: print(m, file=sys.stderr), **overrides))
+        if drafts is not None:
+            # The recorded drafts through the claim stages under this policy: seconds, not
+            # minutes, and exact for every setting that does not change the prompt.
+            from .answer import Answerer
+
+            answerer = Answerer(service.index, ReplayedDrafts(drafts), replace(service.settings, **overrides))
+        else:
+            answerer = (service.retriever(**overrides) if args.retrieval_only else
+                        service.answerer(progress=lambda m: print(m, file=sys.stderr), **overrides))
         bar = tqdm(total=len(items), desc=f"eval {name}", unit="q", file=sys.stderr)
         results, summary = evaluate(answerer, items, args.retrieval_only,
                                     progress=lambda n, total, r: bar.update(1))

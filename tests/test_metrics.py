@@ -115,3 +115,21 @@ def test_parse_configuration():
     assert parse_configuration("mode=dense,k=5") == {"mode": "dense", "k": 5}
     with pytest.raises(TestSetError, match="unknown setting"):
         parse_configuration("colour=blue")
+
+
+def test_replayed_drafts_give_the_same_answers_as_the_run_that_wrote_them(tmp_path, seed_index):
+    from qa.answer import Answerer, AnswerSettings
+    from qa.evaluate import ReplayedDrafts, _recorded_drafts
+
+    from .conftest import ScriptedGenerator
+
+    question = "Which countries led the initiative on veto restraint?"
+    draft = "France and Mexico led the initiative on veto restraint [¶10]."
+    settings = AnswerSettings(min_dense=0.05)
+    live = Answerer(seed_index, ScriptedGenerator(draft), settings).ask(question)
+    results = tmp_path / "results.jsonl"
+    results.write_text(json.dumps({"question": question, "draft": live.draft}) + "\n")
+    replayed = Answerer(seed_index, ReplayedDrafts(_recorded_drafts(results)), settings).ask(question)
+    assert replayed.text == live.text == "France and Mexico led the initiative on veto restraint [¶11]."
+    with pytest.raises(TestSetError, match="no recorded draft"):
+        Answerer(seed_index, ReplayedDrafts({}), settings).ask(question)
