@@ -19,14 +19,14 @@ from typing import Iterator, Protocol
 
 import numpy as np
 
-from . import grounding, pipeline, verify
+from . import grounding, limits, pipeline, verify
 from .errors import QuestionError
 from .pipeline import MODEL_REFUSAL, NOT_IN_DOCUMENT, CitedInParts, Quote, VerifiedSentence  # noqa: F401 (API)
 from .policy import Policy
 from .documents import document_names
 from .store import Hit, ParagraphIndex
 
-MAX_QUESTION_CHARS = 2000
+MAX_QUESTION_CHARS = limits.DEFAULT_LIMITS.question_chars
 
 SYSTEM_PROMPT = """Answer the question using only the passages below, in one or two short sentences that reuse their words.
 After each sentence, cite the passage it comes from by its label in brackets, for example [{example}].
@@ -110,14 +110,8 @@ def normalise_history(history) -> list[Turn]:
 
 
 def check_question(question: str) -> str:
-    question = (question or "").strip()
-    if not question:
-        raise QuestionError("the question is empty")
-    if len(question) > MAX_QUESTION_CHARS:
-        raise QuestionError(
-            f"the question is {len(question):,} characters long; the limit is {MAX_QUESTION_CHARS:,}"
-        )
-    return question
+    """The question stripped, or a QuestionError (the edges check it before any model loads)."""
+    return limits.check_question(question)
 
 
 class Answerer:
@@ -401,12 +395,12 @@ class Answerer:
         return Citation(p.id, p.label, p.document, p.section, p.text)
 
 
-# "paragraph 11", "paragraphs 10 and 11", "para. 4", "¶ 7": the numbers after the word.
 # "section 4", "clause 2.3(b)", "§ 4(b)", or a bare "2.3(b)" / "1.5": numbered clauses.
 _CLAUSE_REFERENCE = re.compile(
     r"(?:\b(?:sections?|clauses?|articles?|sec\.|art\.)\s*|§\s*)(\d{1,3}(?:\.\d{1,3})*(?:\s*\([a-z0-9]{1,3}\))?)"
     r"|\b(\d{1,3}\.\d{1,3}(?:\.\d{1,3})*(?:\([a-z0-9]{1,3}\))?)(?![\d.])", re.IGNORECASE)
 
+# "paragraph 11", "paragraphs 10 and 11", "para. 4", "¶ 7": the numbers after the word.
 _PARAGRAPH_REFERENCE = re.compile(
     r"(?:¶|\bparagraphs?\b|\bparas?\b\.?)\s*(\d{1,4}(?:\s*(?:,|and|&|-|to)\s*¶?\s*\d{1,4})*)", re.IGNORECASE)
 

@@ -21,7 +21,7 @@ from .errors import QuestionError
 class Limits:
     """Every cap on user input, with why it has its value."""
 
-    # The same as qa.answer.MAX_QUESTION_CHARS, which the pipeline checks again: a real
+    # The pipeline checks the same cap (qa.answer.check_question calls check_question): a real
     # question is a sentence or two; 2,000 characters is ten times the longest in the test sets.
     question_chars: int = 2_000
     # The answerer reads only the last AnswerSettings.history_turns (2) turns; keeping a few

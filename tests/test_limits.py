@@ -26,12 +26,6 @@ class NoModels(Service):
         raise AssertionError("the generator was loaded")
 
 
-def test_limits_agree_with_the_pipeline():
-    from qa.answer import MAX_QUESTION_CHARS
-
-    assert Limits().question_chars == MAX_QUESTION_CHARS
-
-
 @pytest.mark.parametrize("question", ["", "   \n", None, 42, BIG])
 def test_bad_questions(question):
     with pytest.raises(QuestionError) as caught:
