@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from qa import config
+from qa.service import Service
 
 REPO = Path(__file__).resolve().parent.parent
 SEED = REPO / "corpus" / "r2p-2017-dialogue-summary.txt"
@@ -59,6 +60,17 @@ class ScriptedGenerator:
         text = self.reply(messages) if callable(self.reply) else self.reply
         for piece in re.findall(r"\S+\s*", text):
             yield piece
+
+
+class NoModels(Service):
+    """A service that fails the test if anything asks it for a model."""
+
+    @property
+    def embedder(self):
+        raise AssertionError("the embedder was loaded")
+
+    def generator(self, progress=None):
+        raise AssertionError("the generator was loaded")
 
 
 @pytest.fixture

@@ -10,21 +10,10 @@ from qa.answer import AnswerSettings
 from qa.batch import parse_batch
 from qa.service import Service
 
-from .conftest import SEED, FakeEmbedder, ScriptedGenerator
+from .conftest import SEED, FakeEmbedder, NoModels, ScriptedGenerator
 
 BIG = "x" * 100_000
 GOOD = "Which countries led the initiative on veto restraint?"
-
-
-class NoModels(Service):
-    """A service that fails the test if anything asks it for a model."""
-
-    @property
-    def embedder(self):
-        raise AssertionError("the embedder was loaded")
-
-    def generator(self, progress=None):
-        raise AssertionError("the generator was loaded")
 
 
 @pytest.fixture

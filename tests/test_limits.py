@@ -10,20 +10,9 @@ from qa.errors import QuestionError
 from qa.limits import Limits, check_question, trim_history
 from qa.service import Service
 
-from .conftest import FakeEmbedder
+from .conftest import FakeEmbedder, NoModels
 
 BIG = "x" * 100_000  # 100 KB
-
-
-class NoModels(Service):
-    """A service that fails the test if anything asks it for a model."""
-
-    @property
-    def embedder(self):
-        raise AssertionError("the embedder was loaded")
-
-    def generator(self, progress=None):
-        raise AssertionError("the generator was loaded")
 
 
 @pytest.mark.parametrize("question", ["", "   \n", None, 42, BIG])

@@ -22,6 +22,13 @@ pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def _launch(playwright):
+    """Debian's chromium, headless, with nothing that reaches the network."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"])
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -110,9 +117,7 @@ def test_browser_sees_streamed_answer_and_source(server, tmp_path):
 
     shot = Path(os.environ.get("QA_SCREENSHOT", tmp_path / "chat.png"))
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = _launch(p)
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.goto(server["url"])
         page.wait_for_selector("#question textarea", timeout=60_000)
@@ -141,9 +146,7 @@ def test_browser_never_shows_unverified_text(server):
         new MutationObserver(() => window.seen.push(chat.innerText)).observe(chat,
             {childList: true, subtree: true, characterData: true}); }"""
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = _launch(p)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(server["url"])
         page.wait_for_selector("#question textarea", timeout=60_000)
