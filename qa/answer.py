@@ -15,6 +15,7 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Iterator, Protocol
 
 import numpy as np
@@ -56,11 +57,13 @@ class Passage:
     dense: float
     lexical: float
     rank: int
+    page: int | None = None  # the page it starts on, for PDFs
 
     @classmethod
     def from_hit(cls, hit: Hit) -> "Passage":
         p = hit.paragraph
-        return cls(p.id, p.label, p.document, p.section, p.text, hit.score, hit.dense, hit.lexical, hit.rank)
+        return cls(p.id, p.label, p.document, p.section, p.text, hit.score, hit.dense, hit.lexical, hit.rank,
+                   getattr(p, "page", None))
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class Citation:
     document: str
     section: str
     text: str
+    page: int | None = None  # the page it starts on, for PDFs
 
 
 @dataclass
@@ -283,11 +287,12 @@ class Answerer:
 
     @staticmethod
     def display_labels(passages: list[Passage]) -> dict[str, str]:
-        """Paragraph id -> the label the answer shows; made unique across documents."""
+        """Paragraph id -> the label the answer shows; made unique across documents with the
+        document's short name ("mpl-2.0 1.1", "gpl-3.0 1.1") when two passages share one."""
         counts: dict[str, int] = {}
         for p in passages:
             counts[p.label] = counts.get(p.label, 0) + 1
-        return {p.id: p.label if counts[p.label] == 1 else f"{p.document} {p.label}" for p in passages}
+        return {p.id: p.label if counts[p.label] == 1 else f"{Path(p.document).stem} {p.label}" for p in passages}
 
     def messages(self, question: str, passages: list[Passage], history=None,
                  ranked: list | None = None) -> list[dict]:
@@ -392,7 +397,7 @@ class Answerer:
 
     @staticmethod
     def citation(p: Passage) -> Citation:
-        return Citation(p.id, p.label, p.document, p.section, p.text)
+        return Citation(p.id, p.label, p.document, p.section, p.text, p.page)
 
 
 # "section 4", "clause 2.3(b)", "§ 4(b)", or a bare "2.3(b)" / "1.5": numbered clauses.

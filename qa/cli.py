@@ -109,7 +109,8 @@ def _answer_json(answer, seconds: float, qid=None) -> dict:
         "question": answer.question,
         "answer": answer.text,
         "abstained": answer.abstained,
-        "citations": [{"id": c.id, "label": c.label, "text": c.text} for c in answer.citations],
+        "citations": [{"id": c.id, "label": c.label, "document": c.document, "page": c.page, "text": c.text}
+                      for c in answer.citations],
         "passages": [{"id": p.id, "label": p.label, "text": p.text, "score": round(p.score, 4)} for p in answer.passages],
         "seconds": round(seconds, 3),
         "reason": answer.reason,
@@ -147,7 +148,8 @@ def cmd_ask(args) -> int:
     if answer.citations:
         print("\nSources:")
         for c in answer.citations:
-            print(f"  [{c.label}] {c.document} — {c.section}: {c.text[:200]}{'…' if len(c.text) > 200 else ''}")
+            where = f"{c.document}, p. {c.page}" if c.page else c.document
+            print(f"  [{c.label}] {where} — {c.section}: {c.text[:200]}{'…' if len(c.text) > 200 else ''}")
     elif answer.reason:
         print(f"\n({answer.reason})")
     return 0

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from qa.answer import NOT_IN_DOCUMENT, Answer, Answerer, AnswerSettings, VerifiedSentence
+from qa.answer import NOT_IN_DOCUMENT, Answer, Answerer, AnswerSettings, Passage, VerifiedSentence
 from qa.errors import QuestionError
 
 from .conftest import DOC, ScriptedGenerator
@@ -424,3 +424,16 @@ def test_a_numbered_clause_named_in_the_question_is_the_passage(tmp_path, fake_e
     assert labels == ["2.2"]
     assert [p.label for p in a.referenced("Summarise clause 1")] == ["1.1", "1.2"]
     assert a.referenced("What is 12.5 percent of it?") == []  # no such clause: nothing named
+
+
+def test_labels_shared_by_two_documents_get_the_short_document_name(tmp_path, fake_embedder):
+    from qa.documents import load_documents
+    from qa.store import build_index
+
+    for name in ("alpha-1.0.txt", "beta-2.0.txt"):
+        (tmp_path / name).write_text("1. Scope\n\n1.1. This licence covers rivers and lakes of the valley.\n",
+                                     encoding="utf-8")
+    index = build_index(load_documents([tmp_path / "alpha-1.0.txt", tmp_path / "beta-2.0.txt"]),
+                        fake_embedder, tmp_path / "ix")
+    passages = [Passage.from_hit(h) for h in index.search("rivers and lakes", k=2)]
+    assert sorted(Answerer.display_labels(passages).values()) == ["alpha-1.0 1.1", "beta-2.0 1.1"]
