@@ -176,10 +176,13 @@ def attach_evidence(a: "Answerer", state: State, sentence: str) -> Claim | None:
     cited = [a.resolve(label, passages) for _, _, found in grounding.find_markers(sentence) for label in found]
     claim = _without_echoed_label(grounding.strip_markers(sentence).lstrip(":;,.-–— "), asked)  # "[¶2]: He ..."
     claim = _without_preamble(claim)
-    if not grounding.content_stems(claim) - asked and not _YES_OR_NO.match(claim):
-        return None  # a bare marker, filler, or the question said back: no claim to keep
-    # (A yes or no followed by the question said back is an answer: "No, you may not sell
-    # copies." Its polarity is what the verifier checks against the passage.)
+    if not grounding.content_stems(claim) - asked:
+        # A bare marker, filler, or the question said back — with a yes or a no in front of it
+        # too: the 0.5B model's yes/no is a coin toss (on the blind sets about half of such
+        # restatements had the wrong polarity), and a restated question rarely lines up with
+        # one clause of the passage for the polarity check to judge it. The passage's own
+        # sentence (the fallback quote) answers instead.
+        return None
     subject = a.without_references(question)
     verdicts = {p.id: a.verify(claim, a.evidence_of(p), subject, heading=a.heading_of(p)) for p in passages}
     scores = {pid: v.score if v.supported else 0.0 for pid, v in verdicts.items()}
@@ -480,11 +483,11 @@ _POINTS_BACK = re.compile(
     r"^(?:[^,]{1,120},\s*|in\s+)?(this|these|those|he|she|it|they|his|her|its|their|such)\b", re.I)
 
 _LABEL = re.compile(r"^([^:\n]{1,60}):\s+(?=\S)")
-_YES_OR_NO = re.compile(r"^(?:yes|no)\b", re.IGNORECASE)
 _META_NOUNS = "|".join(sorted(lexicon.words("meta_nouns")))
 _META_VERBS = "|".join(sorted(lexicon.words("meta_verbs")))
 _PREAMBLE = re.compile(rf"^(?:according to (?:the |this )?(?:{_META_NOUNS})\b[^,]{{0,40}},\s*"
-                       rf"|(?:the|this) (?:{_META_NOUNS}) (?:{_META_VERBS}) that\s+)", re.IGNORECASE)
+                       rf"|(?:the|this) (?:{_META_NOUNS}) (?:{_META_VERBS})(?: that\s+|:\s*|\s+(?=[\"“])))",
+                       re.IGNORECASE)
 
 
 def _without_preamble(claim: str) -> str:

@@ -180,14 +180,15 @@ def test_a_preamble_about_the_passage_is_not_part_of_the_claim(tmp_path, fake_em
     assert [step["decision"] for step in verdicts] == ["supported"]  # the model's claim itself passed
 
 
-def test_a_yes_or_no_answer_is_checked_for_its_polarity(tmp_path, fake_embedder):
+def test_a_yes_or_no_that_only_restates_the_question_is_not_a_claim(tmp_path, fake_embedder):
+    # The small model's "No, you may not ..." is wrong as often as right: the clause answers.
     index = _licence_index(tmp_path, fake_embedder)
     question = "May I charge a fee for support and warranty of the software?"
     wrong = Answerer(index, ScriptedGenerator("No, you may not charge a fee for support and warranty of the software."),
-                     AnswerSettings(min_dense=0.05, min_fallback=5))
-    assert wrong.ask(question).abstained  # the clause says you may
-    right = Answerer(index, ScriptedGenerator("Yes, you may charge a fee for support and warranty of the software."), FAKE)
-    assert right.ask(question).text.startswith("Yes, you may charge a fee")
+                     AnswerSettings(min_dense=0.05, min_fallback=0.0))
+    answer = wrong.ask(question)
+    assert not answer.text.startswith("No") and answer.text.startswith("You may charge a fee")
+    assert "quoted the passage" in answer.reason
 
 
 def test_the_fallback_quote_gives_the_kind_of_answer_asked_for(tmp_path, fake_embedder):
