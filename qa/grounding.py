@@ -346,7 +346,8 @@ def _acronyms_of(passage: str) -> frozenset[str]:
     return frozenset(acronym_phrases(passage))
 
 
-_PHRASE = re.compile(r"\b[A-Z][\w'-]*(?:\s+(?:of|the|for|on|and)?\s*[A-Z][\w'-]*)+")
+# ("on" joins two names as often as it joins a thing and its place: "Debian on CD-ROM".)
+_PHRASE = re.compile(r"\b[A-Z][\w'-]*(?:\s+(?:of|the|for|and)?\s*[A-Z][\w'-]*)+")
 
 
 def name_phrases(text: str) -> set[str]:
@@ -387,7 +388,11 @@ def missing_terms(question: str, vocabulary: set[str], corpus_text: str = "") ->
     question = re.sub(r"\b([A-Za-z]{2,}?)v?(\d+(?:\.\d+)*)\b", r"\1", question)
     # A short acronym ("OS", "DVD", "PC") is as often a reader's word for something the
     # document spells out in lower case ("operating system") as a name: it decides nothing.
-    asked = {t for t in key_terms(question) if not (t.isalpha() and len(t) <= 3 and t.upper() in question)}
+    def short_acronym(term: str) -> bool:  # "OS", "DVD", and their plurals "CDs", "PCs"
+        bare = term[:-1] if term.endswith("s") and term[:-1].upper() + "s" in question else term
+        return bare.isalpha() and len(bare) <= 3 and bare.upper() in question
+
+    asked = {t for t in key_terms(question) if not short_acronym(t)}
     missing = {t for t in asked if not known(t)}
     if corpus_text:
         flat = re.sub(r"[\s-]+", " ", corpus_text.lower())

@@ -163,3 +163,11 @@ def test_a_readers_words_for_known_things_are_not_missing_names():
     assert g.missing_terms("Can I combine it with AGPLv3 code?", vocabulary) == []
     # ... but a name the document never mentions still does.
     assert g.missing_terms("What did Brazil say about the GPL?", vocabulary) == ["brazil"]
+
+
+def test_a_thing_and_its_place_is_no_unknown_name_and_plural_acronyms_are_acronyms():
+    text = "Debian will be distributed on CD-ROM by the Free Software Foundation."
+    vocabulary = g.vocabulary_of([text])
+    assert g.missing_terms("Which organization ships Debian on CD-ROM?", vocabulary, text) == []
+    assert g.missing_terms("Who sells the CDs?", vocabulary, text) == []
+    assert g.missing_terms("Did the Open Source Initiative ship it?", vocabulary, text) == ["open source initiative"]
