@@ -10,6 +10,11 @@ Every failure is one ModelError line naming the server: down (connection refused
 (timeout), busy (HTTP 429/503: ServerBusyError, "retry"), any other HTTP error, or a reply
 that is not a chat-completion stream. Nothing here hangs and nothing is retried silently.
 
+Queue limits are explicit: at most `slots` questions are sent to the server at once (its
+parallel slots: more would only queue inside it, out of sight), at most `queue` more wait
+here, each for at most `queue_timeout` seconds; a question past either limit is refused at
+once with ServerBusyError ("busy, retry in a moment") instead of waiting without end.
+
 Standard library only (http.client): no new dependency for a feature most users never turn on.
 """
 
@@ -19,6 +24,7 @@ import http.client
 import json
 import os
 import socket
+import threading
 import time
 from typing import Iterator
 from urllib.parse import urlsplit
@@ -34,13 +40,18 @@ DEFAULT_TIMEOUT_S = 60.0
 # trickling bytes past this is broken, and the user is told instead of waiting for ever.
 DEFAULT_DEADLINE_S = 300.0
 MAX_LINE_BYTES = 1 << 20  # one SSE line; a server sending more without a newline is garbage
+DEFAULT_SLOTS = 4  # = llm_server.DEFAULT_PARALLEL, the slots `make serve-llm` starts
+# Waiting questions: at ~1-3 s an answer per slot, 16 waiting behind 4 slots is ~10 s of wait
+# at worst; a longer queue only makes people wait for an answer they will have given up on.
+DEFAULT_QUEUE = 16
 
 
 class OpenAIBackend:
     """Streams chat completions from an OpenAI-compatible server (`base_url` ends in /v1)."""
 
     def __init__(self, base_url: str, model: str | None = None, api_key: str | None = None,
-                 timeout: float = DEFAULT_TIMEOUT_S, deadline: float = DEFAULT_DEADLINE_S):
+                 timeout: float = DEFAULT_TIMEOUT_S, deadline: float = DEFAULT_DEADLINE_S,
+                 slots: int = DEFAULT_SLOTS, queue: int = DEFAULT_QUEUE, queue_timeout: float | None = None):
         parts = urlsplit(base_url or "")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ModelError(f"--llm-url must look like http://127.0.0.1:8080/v1, not {base_url!r}")
@@ -56,11 +67,41 @@ class OpenAIBackend:
         self.name = model or f"server at {self.url}"
         self.api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None
         self.timeout, self.deadline = float(timeout), float(deadline)
+        if slots < 1 or queue < 0:
+            raise ModelError("the server backend needs at least one slot and a queue of zero or more")
+        self.slots, self.queue = int(slots), int(queue)
+        self.queue_timeout = float(self.timeout if queue_timeout is None else queue_timeout)
+        self._free = threading.Semaphore(self.slots)
+        self._waiting = 0
+        self._waiting_lock = threading.Lock()
 
     # ------------------------------------------------------------------ the interface
 
     def stream(self, messages: list[dict], max_new_tokens: int = 120) -> Iterator[str]:
-        """Yield the answer's text pieces as the server sends them."""
+        """Yield the answer's text pieces as the server sends them (once a slot is free)."""
+        self._take_slot()
+        try:
+            yield from self._stream(messages, max_new_tokens)
+        finally:
+            self._free.release()
+
+    def _take_slot(self) -> None:
+        if self._free.acquire(blocking=False):
+            return
+        with self._waiting_lock:
+            if self._waiting >= self.queue:
+                raise ServerBusyError(f"the model server is busy ({self.slots} questions being answered, "
+                                      f"{self._waiting} waiting): retry in a moment")
+            self._waiting += 1
+        try:
+            if not self._free.acquire(timeout=self.queue_timeout):
+                raise ServerBusyError(f"the model server is busy (no free slot within {self.queue_timeout:g} s): "
+                                      f"retry in a moment")
+        finally:
+            with self._waiting_lock:
+                self._waiting -= 1
+
+    def _stream(self, messages: list[dict], max_new_tokens: int) -> Iterator[str]:
         body = json.dumps({
             "model": self.model, "messages": messages, "max_tokens": int(max_new_tokens),
             "temperature": 0, "stream": True,  # greedy, as the in-process generator

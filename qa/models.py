@@ -146,6 +146,7 @@ class Embedder:
         self._recent: dict[str, np.ndarray] = {}  # question -> vector, see encode
 
     QUERY_CACHE = 256  # recent short texts kept: retrieval and sentence ranking embed the same question
+    _recent_lock = threading.Lock()  # web users' questions are embedded in parallel (server backend)
 
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         texts = list(texts)
@@ -153,13 +154,22 @@ class Embedder:
             # A question is embedded once to retrieve and again to rank sentences (plus once
             # more with the earlier turns for a follow-up): remember the last few.
             cache = self._recent
-            missing = [t for t in dict.fromkeys(texts) if t not in cache]
+            with self._recent_lock:
+                missing = [t for t in dict.fromkeys(texts) if t not in cache]
             if missing:
-                for text, vector in zip(missing, self._encode(missing, progress)):
-                    cache[text] = vector
-                while len(cache) > self.QUERY_CACHE:
-                    cache.pop(next(iter(cache)))
-            return np.stack([cache[t] for t in texts]) if texts else self._encode(texts, progress)
+                encoded = self._encode(missing, progress)
+                with self._recent_lock:
+                    for text, vector in zip(missing, encoded):
+                        cache[text] = vector
+                    found = [cache[t] for t in texts]  # before trimming: ours may be the oldest
+                    while len(cache) > self.QUERY_CACHE:
+                        cache.pop(next(iter(cache)))
+                return np.stack(found)
+            with self._recent_lock:
+                found = [cache.get(t) for t in texts]
+            if texts and all(v is not None for v in found):
+                return np.stack(found)
+            return self._encode(texts, progress)
         return self._encode(texts, progress)
 
     def _encode(self, texts: list[str], progress: bool = False) -> np.ndarray:

@@ -69,6 +69,15 @@ class Service:
             return self._generator
 
     @property
+    def generation_concurrency(self) -> int:
+        """How many questions the web app lets generate at once: one for the in-process model
+        (it is not re-entrant), the server's slots plus its queue for a server backend, whose
+        own limits then refuse the excess with a "busy, retry" message."""
+        generator = self._generator
+        slots, queue = getattr(generator, "slots", None), getattr(generator, "queue", 0)
+        return slots + queue if isinstance(slots, int) else 1
+
+    @property
     def generator_loaded(self) -> bool:
         return self._generator is not None
 

@@ -297,3 +297,74 @@ def test_chat_shows_one_line(tmp_path, monkeypatch):
     *_, (messages, _) = ChatApp(svc).chat("Which countries led the initiative on veto restraint?", [])
     last = messages[-1]["content"]
     assert last.startswith("✗ ") and "not running" in last and "\n" not in last
+
+
+# --------------------------------------------------------------------------- queue limits
+
+
+def _hold_a_slot(backend):
+    """Start an answer that holds its slot (the server stalls) and return its thread."""
+    started = threading.Event()
+
+    def run():
+        try:
+            for _ in backend.stream(MESSAGES):
+                started.set()
+        except ModelError:
+            pass
+        started.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert started.wait(5)
+    return thread
+
+
+def test_past_the_slots_and_queue_a_question_is_refused_at_once(server):
+    server.mode = "stall"
+    backend = OpenAIBackend(server.url, timeout=5, slots=1, queue=0)
+    holder = _hold_a_slot(backend)
+    started = time.monotonic()
+    with pytest.raises(ServerBusyError, match="busy.*1 questions being answered.*retry"):
+        list(backend.stream(MESSAGES))
+    assert time.monotonic() - started < 0.5
+    holder.join(10)
+    server.mode = "stream"
+    assert "".join(backend.stream(MESSAGES)) == ANSWER  # the slot was given back
+
+
+def test_a_queued_question_waits_at_most_queue_timeout(server):
+    server.mode = "stall"
+    backend = OpenAIBackend(server.url, timeout=5, slots=1, queue=1, queue_timeout=0.3)
+    holder = _hold_a_slot(backend)
+    started = time.monotonic()
+    with pytest.raises(ServerBusyError, match="no free slot within 0.3 s"):
+        list(backend.stream(MESSAGES))
+    assert 0.25 < time.monotonic() - started < 2
+    holder.join(10)
+
+
+def test_a_queued_question_is_answered_when_a_slot_frees(server):
+    backend = OpenAIBackend(server.url, slots=2, queue=8)
+    results, errors = [], []
+
+    def ask():
+        try:
+            results.append("".join(backend.stream(MESSAGES)))
+        except ModelError as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert errors == [] and results == [ANSWER] * 8
+
+
+def test_the_web_app_generates_as_many_at_once_as_the_backend_allows(tmp_path, server):
+    from .conftest import ScriptedGenerator
+
+    assert Service(index_path=tmp_path, generator=ScriptedGenerator("x")).generation_concurrency == 1
+    backend = OpenAIBackend(server.url, slots=3, queue=5)
+    assert Service(index_path=tmp_path, generator=backend).generation_concurrency == 8
