@@ -9,7 +9,9 @@
    (embedding excluded), recall@10 of the FAISS index against exact search, memory.
 3. Answers: median time to first token, to the first verified sentence and to the whole
    answer on the test set's answerable questions, and the pipeline's overhead over calling
-   the model's `generate` directly on the very same prompt.
+   the model's `generate` directly on the very same prompt. With `--llm-url URL` the same
+   questions go to an OpenAI-compatible server instead (no direct baseline there).
+   `python -m qa.loadtest` simulates many chat users against `qa serve` (bounded, loopback).
 4. `python -m qa.bench documents`: the document-layout check (qa/layout_check.py).
 5. `python -m qa.bench polarity`: true sentences of every shipped document, falsified
    (polarity turned, a number or a name swapped), must be rejected by the verifier
@@ -166,7 +168,10 @@ def bench_answers(service, limit: int = 12, repeats: int = 3) -> dict:
 
     answerer = service.answerer(progress=lambda m: print(m, file=sys.stderr))
     generator = service.generator()
+    has_direct = hasattr(generator, "generate_direct")  # a server backend has no such baseline
     items = [i for i in load_testset(DEFAULT_TESTSET) if i.answerable][:limit]
+    if not has_direct:
+        repeats = 1  # a server caches each prompt: a repeat would skip the prompt processing
     answerer.ask(items[0].question)  # warm-up
     first, shown, total, direct, pipeline = [], [], [], [], []
     for item in items:
@@ -176,7 +181,7 @@ def bench_answers(service, limit: int = 12, repeats: int = 3) -> dict:
             for which in (("pipeline", "direct") if repeat % 2 == 0 else ("direct", "pipeline")):
                 if which == "pipeline":
                     answers.append(answerer.ask(item.question, history))
-                else:
+                elif has_direct:
                     messages = answerer.messages(item.question, answerer.retrieve_passages(item.question, history), history)
                     started = time.perf_counter()
                     generator.generate_direct(messages, answerer.settings.max_new_tokens)
@@ -187,14 +192,16 @@ def bench_answers(service, limit: int = 12, repeats: int = 3) -> dict:
         first.append(min(a.timings["first_token"] for a in answers))
         shown.append(min(a.timings.get("first_verified", a.timings["total"]) for a in answers))
         total.append(best.timings["total"])
-        direct.append(min(plain))
+        if plain:
+            direct.append(min(plain))
         pipeline.append(best.timings["total"])
-    overhead = (sum(pipeline) - sum(direct)) / sum(direct)
-    per_question = statistics.median(p / d - 1 for p, d in zip(pipeline, direct))
+    overhead = (sum(pipeline) - sum(direct)) / sum(direct) if direct else float("nan")
+    per_question = statistics.median(p / d - 1 for p, d in zip(pipeline, direct)) if direct else float("nan")
     return {"questions": len(first), "median_first_token_s": statistics.median(first),
             "median_first_verified_s": statistics.median(shown),
             "median_total_s": statistics.median(total), "p95_total_s": _percentile(total, 0.95),
-            "median_direct_generate_s": statistics.median(direct), "pipeline_overhead": overhead,
+            "median_direct_generate_s": statistics.median(direct) if direct else float("nan"),
+            "pipeline_overhead": overhead,
             "median_question_overhead": per_question}
 
 
@@ -220,20 +227,24 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m qa.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--skip-answers", action="store_true")
     parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--llm-url", default=None, help="answers from this OpenAI-compatible server")
+    parser.add_argument("--answers-only", action="store_true")
     args = parser.parse_args(argv)
     config.set_offline()
     from .service import Service
 
-    service = Service()
+    service = Service(llm_url=args.llm_url)
     embedder = service.embedder
     import torch
 
-    print(f"# qa bench — {torch.get_num_threads()} torch threads, {embedder.name}\n")
-    row = bench_indexing(embedder)
-    print("## Indexing")
-    print("| paragraphs | raw encode (para/s) | qa index (para/s) | ratio |\n|---|---|---|---|")
-    print(f"| {row['paragraphs']} | {row['raw_encode_per_s']:.0f} | {row['build_index_per_s']:.0f} | {row['ratio']:.0%} |\n")
-    print_retrieval(bench_retrieval(tuple(int(s) for s in args.sizes.split(","))))
+    print(f"# qa bench — {torch.get_num_threads()} torch threads, {embedder.name}, "
+          f"generator: {service.generator().name if args.llm_url else 'in-process'}\n")
+    if not args.answers_only:
+        row = bench_indexing(embedder)
+        print("## Indexing")
+        print("| paragraphs | raw encode (para/s) | qa index (para/s) | ratio |\n|---|---|---|---|")
+        print(f"| {row['paragraphs']} | {row['raw_encode_per_s']:.0f} | {row['build_index_per_s']:.0f} | {row['ratio']:.0%} |\n")
+        print_retrieval(bench_retrieval(tuple(int(s) for s in args.sizes.split(","))))
     if not args.skip_answers:
         a = bench_answers(service)
         print("\n## Answers (warm, test-set questions that reached the model)")
