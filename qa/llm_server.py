@@ -35,6 +35,7 @@ CONTEXT_PER_SLOT = 4096
 # The in-process generator's penalty (models.REPETITION_PENALTY). llama.cpp, like ours,
 # penalises only the answer's own tokens; set here so that any client gets it.
 REPETITION_PENALTY = 1.1
+READY_TIMEOUT_S = 60.0  # the 0.5B loads in ~3 s on a busy machine; a 60 s wait means something is wrong
 
 
 def default_threads() -> int:
@@ -83,7 +84,7 @@ def start(gguf: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT, threads
     except Exception as error:  # a bad file or a port in use: one line
         raise ModelError(f"the llama.cpp server did not start on {host}:{port}: {error}") from None
     url = f"http://{host}:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + READY_TIMEOUT_S
     while True:
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
@@ -93,7 +94,7 @@ def start(gguf: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT, threads
             pass
         if time.monotonic() > deadline:
             del server
-            raise ModelError(f"the llama.cpp server on {host}:{port} did not become ready within 60 s")
+            raise ModelError(f"the llama.cpp server on {host}:{port} did not become ready within {READY_TIMEOUT_S:g} s")
         time.sleep(0.2)
     return server, f"{url}/v1"
 

@@ -77,3 +77,66 @@ def test_real_server_answers_through_qa_ask(tmp_path):
             server.kill()
             server.wait()
     assert server.returncode == 0  # stopped cleanly on SIGTERM
+
+
+class _FakeXllamacpp:
+    """Stands in for xllamacpp: records the parameters and serves /health on loopback."""
+
+    def __init__(self, healthy=True):
+        import types
+
+        self.started = []
+        fake = self
+
+        class Params:
+            def __init__(self):
+                self.model = types.SimpleNamespace(path=None)
+                self.cpuparams = types.SimpleNamespace(n_threads=0)
+                self.cpuparams_batch = types.SimpleNamespace(n_threads=0)
+                self.sampling = types.SimpleNamespace(penalty_repeat=1.0)
+
+        class Server:
+            def __init__(self, params):
+                from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+                import threading
+
+                class Health(BaseHTTPRequestHandler):
+                    def log_message(self, *args):
+                        pass
+
+                    def do_GET(self):
+                        self.send_response(200 if healthy and self.path == "/health" else 503)
+                        self.end_headers()
+
+                fake.started.append(params)
+                self.http = ThreadingHTTPServer((params.hostnames[0], params.port), Health)
+                threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+            def __del__(self):
+                self.http.shutdown()
+                self.http.server_close()
+
+        self.CommonParams, self.Server = Params, Server
+
+
+def test_start_passes_the_machine_choices_and_waits_for_health(monkeypatch, tmp_path):
+    fake = _FakeXllamacpp()
+    monkeypatch.setattr(llm_server, "_xllamacpp", lambda: fake)
+    monkeypatch.setenv("QA_THREADS", "1")
+    port = _free_port()
+    server, url = llm_server.start(tmp_path / "m.gguf", port=port, parallel=3)
+    params = fake.started[0]
+    assert url == f"http://127.0.0.1:{port}/v1"
+    assert params.hostnames == ["127.0.0.1"] and params.model.path == str(tmp_path / "m.gguf")
+    assert params.cpuparams.n_threads == params.cpuparams_batch.n_threads == 1
+    assert params.n_parallel == 3 and params.n_ctx == 3 * llm_server.CONTEXT_PER_SLOT
+    assert params.sampling.penalty_repeat == llm_server.REPETITION_PENALTY
+    del server
+
+
+def test_a_server_that_never_gets_healthy_is_one_error(monkeypatch, tmp_path):
+    fake = _FakeXllamacpp(healthy=False)
+    monkeypatch.setattr(llm_server, "_xllamacpp", lambda: fake)
+    monkeypatch.setattr(llm_server, "READY_TIMEOUT_S", 0.5)
+    with pytest.raises(ModelError, match="did not become ready"):
+        llm_server.start(tmp_path / "m.gguf", port=_free_port())
