@@ -136,3 +136,39 @@ def test_an_older_format_keeps_its_vectors_when_rebuilt(seed_index, tmp_path, fa
     fake_embedder.texts_embedded = 0
     rebuilt = build_index(load_documents([SEED]), fake_embedder, target)
     assert fake_embedder.texts_embedded == 0 and rebuilt.manifest["reused"] == len(rebuilt)
+
+
+def test_adding_a_document_grows_the_hnsw_graph_instead_of_rebuilding_it(approximate, tmp_path, fake_embedder,
+                                                                          monkeypatch):
+    import faiss
+
+    from qa.service import Service
+
+    extra = tmp_path / "extra.txt"
+    extra.write_text("Early warning\n\n1. The Ombudsperson office keeps a register of early warning signals.\n\n"
+                     "2. Each signal is reviewed by the regional desks within thirty days.\n")
+    service = Service(index_path=approximate, embedder=fake_embedder)
+    built = []
+    original = faiss.IndexHNSWFlat
+
+    def counting(*args):
+        built.append(args)
+        return original(*args)
+
+    monkeypatch.setattr(faiss, "IndexHNSWFlat", counting)
+    grown = service.add_documents([extra])
+    assert built == []  # the graph was not built again
+    assert len(grown) > 19 and grown.faiss_index.ntotal == len(grown)
+    reloaded = load_index(approximate, fake_embedder)
+    assert reloaded.faiss_index.ntotal == len(reloaded) > 19
+    assert reloaded.search("Ombudsperson register of early warning signals", k=1)[0].paragraph.document == "extra.txt"
+    # A rebuild that drops a document changes the order: the graph is built anew.
+    build_index(load_documents([SEED]), fake_embedder, approximate)
+    assert len(built) == 1
+
+
+def test_a_damaged_previous_faiss_file_is_not_grown(approximate, tmp_path, fake_embedder):
+    (approximate / "faiss.index").write_bytes(b"garbage")
+    rebuilt = build_index(load_documents([SEED]), fake_embedder, approximate)  # same paragraphs
+    assert rebuilt.faiss_index.ntotal == len(rebuilt)
+    assert load_index(approximate, fake_embedder).search("veto restraint France Mexico", k=1)[0].paragraph.id == DOC + "11"
