@@ -399,7 +399,7 @@ def _safe_name(name: str) -> str:
 
 def create_app(service) -> gr.Blocks:
     app = ChatApp(service)
-    generating = service.generation_concurrency  # 1 in-process; a server's slots + queue
+    generating = getattr(service, "generation_concurrency", 1)  # 1 in-process; a server's slots + queue
     with gr.Blocks(title="Document Q&A") as demo:
         gr.Markdown("# Ask the document\nAnswers come only from the indexed documents, "
                     "each claim cited to its paragraph. If the document does not say, neither does this.")
