@@ -172,3 +172,15 @@ def test_a_damaged_previous_faiss_file_is_not_grown(approximate, tmp_path, fake_
     rebuilt = build_index(load_documents([SEED]), fake_embedder, approximate)  # same paragraphs
     assert rebuilt.faiss_index.ntotal == len(rebuilt)
     assert load_index(approximate, fake_embedder).search("veto restraint France Mexico", k=1)[0].paragraph.id == DOC + "11"
+
+
+def test_the_retrieval_bench_runs_and_measures_recall(monkeypatch, capsys):
+    from qa import bench
+
+    monkeypatch.setattr(store, "APPROXIMATE_FROM", 300)
+    small, large = bench.bench_retrieval((200, 400), queries=20, dimension=32)
+    assert (small["faiss"], large["faiss"]) == ("flat", "hnsw")
+    assert small["recall_at_10"] == 1.0 and 0.9 <= large["recall_at_10"] <= 1.0
+    assert all(r["load_s"] > 0 and r["median_ms"] > 0 and r["disk_mb"] > 0 for r in (small, large))
+    bench.print_retrieval([small, large])
+    assert "| 400 | hnsw |" in capsys.readouterr().out
