@@ -21,6 +21,7 @@ from qa.service import Service
 
 from .conftest import DOC, SEED, FakeEmbedder
 
+STALL_S = 1.5  # how long the stalling server keeps silent: past every timeout the tests set
 ANSWER = "France and Mexico led the initiative on veto restraint [¶11]."
 
 
@@ -86,11 +87,11 @@ class FakeServer:
                 self.end_headers()
                 self.wfile.write(b'data: {"choices": [{"delta": {"content": "France"}}]}\n\n')
                 self.wfile.flush()
-                time.sleep(3)
+                time.sleep(STALL_S)
                 self.close_connection = True
 
             def _silent(self):  # not even the headers
-                time.sleep(3)
+                time.sleep(STALL_S)
                 self.close_connection = True
 
             def _garbage(self):
