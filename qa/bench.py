@@ -229,6 +229,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--llm-url", default=None, help="answers from this OpenAI-compatible server")
     parser.add_argument("--answers-only", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per question, fastest kept (a server: 1)")
     args = parser.parse_args(argv)
     config.set_offline()
     from .service import Service
@@ -246,7 +247,7 @@ def main(argv=None) -> int:
         print(f"| {row['paragraphs']} | {row['raw_encode_per_s']:.0f} | {row['build_index_per_s']:.0f} | {row['ratio']:.0%} |\n")
         print_retrieval(bench_retrieval(tuple(int(s) for s in args.sizes.split(","))))
     if not args.skip_answers:
-        a = bench_answers(service)
+        a = bench_answers(service, repeats=args.repeats)
         print("\n## Answers (warm, test-set questions that reached the model)")
         print("| questions | median first token (s) | median first verified sentence (s) | median answer (s) | "
               "p95 answer (s) | median direct generate (s) | pipeline overhead (total) | (median per question) |\n"
