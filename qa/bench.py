@@ -2,12 +2,16 @@
 
 1. Indexing: paragraphs/second of `build_index` against raw `SentenceTransformer.encode` on
    the same texts (the limit the index can reach).
-2. Query latency: median and p95 of a hybrid search (query embedding included) over 1k, 10k
-   and 100k paragraphs. The large indexes use synthetic text and random unit vectors: search
-   cost depends on the size, not on where the vectors came from.
+2. Retrieval at scale (`python -m qa.bench retrieval [--sizes 1000,10000,100000]`, no model
+   needed): for synthetic paragraphs and clustered unit vectors (real embeddings cluster by
+   topic; uniformly random ones have no near neighbours to find), the index build without
+   embedding, the index load time, hybrid query p50/p95 with the question's vector given
+   (embedding excluded), recall@10 of the FAISS index against exact search, memory.
 3. Answers: median time to first token, to the first verified sentence and to the whole
    answer on the test set's answerable questions, and the pipeline's overhead over calling
-   the model's `generate` directly on the very same prompt.
+   the model's `generate` directly on the very same prompt. With `--llm-url URL` the same
+   questions go to an OpenAI-compatible server instead (no direct baseline there).
+   `python -m qa.loadtest` simulates many chat users against `qa serve` (bounded, loopback).
 4. `python -m qa.bench documents`: the document-layout check (qa/layout_check.py).
 5. `python -m qa.bench polarity`: true sentences of every shipped document, falsified
    (polarity turned, a number or a name swapped), must be rejected by the verifier
@@ -62,32 +66,98 @@ def bench_indexing(embedder, n: int = 512) -> dict:
     return {"paragraphs": n, "raw_encode_per_s": raw, "build_index_per_s": ours, "ratio": ours / raw}
 
 
-def bench_queries(embedder, sizes=(1_000, 10_000, 100_000), queries: int = 50) -> list[dict]:
-    from .documents import Paragraph
-    from .store import ParagraphIndex
+class _GivenVectors:
+    """An 'embedder' that hands out precomputed vectors in order: build_index embeds a fresh
+    index's paragraphs in order, so the real build path runs with synthetic vectors."""
 
-    rng = np.random.default_rng(0)
+    name = "synthetic"
+    sha256 = "5" * 64
+
+    def __init__(self, vectors: np.ndarray):
+        self.vectors, self.dimension, self.next = vectors, vectors.shape[1], 0
+
+    def encode(self, texts, progress=False):
+        rows = self.vectors[self.next:self.next + len(texts)]
+        self.next += len(texts)
+        return rows
+
+
+def _clustered_vectors(n: int, dimension: int, rng) -> np.ndarray:
+    # Topics: one centre per 100 paragraphs, each paragraph its centre plus noise of about
+    # the centre's own length, so neighbours are near but not duplicates.
+    centres = rng.standard_normal((max(10, n // 100), dimension)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    vectors = centres[rng.integers(0, len(centres), n)]
+    vectors += rng.standard_normal((n, dimension)).astype(np.float32) * 0.06
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def bench_retrieval(sizes=(1_000, 10_000, 100_000), queries: int = 200, dimension: int = 384) -> list[dict]:
+    """Build (no embedding), load, query (embedding excluded) and recall, per size."""
+    import faiss
+
+    from .documents import Document, Paragraph
+    from .store import build_index, load_index
+
     rows = []
     for size in sizes:
-        # New questions for every size: the embedder remembers recent questions, and a
-        # remembered one would leave the query embedding out of the timing.
-        questions = [" ".join(q.split()[:10]) for q in _synthetic_texts(queries + 1, seed=7 + size)]
+        rng = np.random.default_rng(size)
+        vectors = _clustered_vectors(size, dimension, rng)
         texts = _synthetic_texts(size, seed=size)
-        vectors = rng.standard_normal((size, embedder.dimension)).astype(np.float32)
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         paragraphs = [Paragraph(f"s#{i}", "s.txt", f"¶{i}", i, "", t) for i, t in enumerate(texts)]
-        started = time.perf_counter()
-        index = ParagraphIndex(paragraphs, vectors, embedder, {"sources": []})
-        load_s = time.perf_counter() - started
-        index.search(questions[0], k=5)  # warm-up
-        times = []
-        for q in questions[1:]:
+        document = Document(Path("s.txt"), "s", "0" * 64, paragraphs)
+        picked = rng.integers(0, size, queries)
+        query_vectors = vectors[picked] + rng.standard_normal((queries, dimension)).astype(np.float32) * 0.06
+        query_vectors /= np.linalg.norm(query_vectors, axis=1, keepdims=True)
+        questions = [" ".join(texts[i].split()[:8]) for i in picked]
+        with tempfile.TemporaryDirectory() as folder:
+            target = Path(folder) / "ix"
             started = time.perf_counter()
-            index.search(q, k=5)
-            times.append(time.perf_counter() - started)
-        rows.append({"paragraphs": size, "median_ms": 1000 * statistics.median(times),
-                     "p95_ms": 1000 * _percentile(times, 0.95), "bm25_build_s": load_s})
+            build_index([document], _GivenVectors(vectors), target)
+            build_s = time.perf_counter() - started
+            disk_mb = sum(f.stat().st_size for f in target.rglob("*") if f.is_file()) / 2**20
+            del document, paragraphs, texts
+            before = _rss_mb()
+            started = time.perf_counter()
+            index = load_index(target, _GivenVectors(vectors[:0]))
+            load_s = time.perf_counter() - started
+            loaded_mb = _rss_mb() - before
+            index.search(questions[0], k=5, query_vector=query_vectors[0])  # warm-up
+            times = []
+            for question, vector in zip(questions, query_vectors):
+                started = time.perf_counter()
+                index.search(question, k=5, query_vector=vector)
+                times.append(time.perf_counter() - started)
+            # Recall of the FAISS index as the search uses it (50 candidates), top 10 against exact.
+            exact = faiss.IndexFlatIP(dimension)
+            exact.add(vectors)
+            _, truth = exact.search(query_vectors, 10)
+            _, found = index.faiss_index.search(query_vectors, 50)
+            recall = float(np.mean([len(set(f[:10]) & set(t)) / 10 for f, t in zip(found, truth)]))
+            rows.append({"paragraphs": size, "faiss": index.manifest["faiss"]["type"], "build_s": build_s,
+                         "load_s": load_s, "median_ms": 1000 * statistics.median(times),
+                         "p95_ms": 1000 * _percentile(times, 0.95), "recall_at_10": recall,
+                         "rss_mb": loaded_mb, "disk_mb": disk_mb})
+            del index, exact
     return rows
+
+
+def print_retrieval(rows: list[dict]) -> None:
+    print("## Retrieval at scale (synthetic clustered vectors; hybrid k=5, query embedding excluded)")
+    print("| paragraphs | FAISS | build, no embedding (s) | load (s) | query p50 (ms) | p95 (ms) | "
+          "recall@10 vs exact | RSS after load (MB) | on disk (MB) |\n|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['paragraphs']:,} | {r['faiss']} | {r['build_s']:.1f} | {r['load_s']:.2f} | {r['median_ms']:.2f} | "
+              f"{r['p95_ms']:.2f} | {r['recall_at_10']:.3f} | {r['rss_mb']:.0f} | {r['disk_mb']:.0f} |", flush=True)
 
 
 def bench_answers(service, limit: int = 12, repeats: int = 3) -> dict:
@@ -98,7 +168,10 @@ def bench_answers(service, limit: int = 12, repeats: int = 3) -> dict:
 
     answerer = service.answerer(progress=lambda m: print(m, file=sys.stderr))
     generator = service.generator()
+    has_direct = hasattr(generator, "generate_direct")  # a server backend has no such baseline
     items = [i for i in load_testset(DEFAULT_TESTSET) if i.answerable][:limit]
+    if not has_direct:
+        repeats = 1  # a server caches each prompt: a repeat would skip the prompt processing
     answerer.ask(items[0].question)  # warm-up
     first, shown, total, direct, pipeline = [], [], [], [], []
     for item in items:
@@ -108,7 +181,7 @@ def bench_answers(service, limit: int = 12, repeats: int = 3) -> dict:
             for which in (("pipeline", "direct") if repeat % 2 == 0 else ("direct", "pipeline")):
                 if which == "pipeline":
                     answers.append(answerer.ask(item.question, history))
-                else:
+                elif has_direct:
                     messages = answerer.messages(item.question, answerer.retrieve_passages(item.question, history), history)
                     started = time.perf_counter()
                     generator.generate_direct(messages, answerer.settings.max_new_tokens)
@@ -119,14 +192,16 @@ def bench_answers(service, limit: int = 12, repeats: int = 3) -> dict:
         first.append(min(a.timings["first_token"] for a in answers))
         shown.append(min(a.timings.get("first_verified", a.timings["total"]) for a in answers))
         total.append(best.timings["total"])
-        direct.append(min(plain))
+        if plain:
+            direct.append(min(plain))
         pipeline.append(best.timings["total"])
-    overhead = (sum(pipeline) - sum(direct)) / sum(direct)
-    per_question = statistics.median(p / d - 1 for p, d in zip(pipeline, direct))
+    overhead = (sum(pipeline) - sum(direct)) / sum(direct) if direct else float("nan")
+    per_question = statistics.median(p / d - 1 for p, d in zip(pipeline, direct)) if direct else float("nan")
     return {"questions": len(first), "median_first_token_s": statistics.median(first),
             "median_first_verified_s": statistics.median(shown),
             "median_total_s": statistics.median(total), "p95_total_s": _percentile(total, 0.95),
-            "median_direct_generate_s": statistics.median(direct), "pipeline_overhead": overhead,
+            "median_direct_generate_s": statistics.median(direct) if direct else float("nan"),
+            "pipeline_overhead": overhead,
             "median_question_overhead": per_question}
 
 
@@ -136,6 +211,12 @@ def main(argv=None) -> int:
         from .layout_check import run
 
         return run()
+    if argv[:1] == ["retrieval"]:  # the index at scale: no models needed
+        parser = argparse.ArgumentParser(prog="python -m qa.bench retrieval")
+        parser.add_argument("--sizes", default="1000,10000,100000")
+        args = parser.parse_args(argv[1:])
+        print_retrieval(bench_retrieval(tuple(int(s) for s in args.sizes.split(","))))
+        return 0
     if argv[:1] == ["polarity"]:  # the verifier against falsified sentences: no models needed
         from .polarity_check import check_documents, table
 
@@ -146,25 +227,27 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m qa.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--skip-answers", action="store_true")
     parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--llm-url", default=None, help="answers from this OpenAI-compatible server")
+    parser.add_argument("--answers-only", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per question, fastest kept (a server: 1)")
     args = parser.parse_args(argv)
     config.set_offline()
     from .service import Service
 
-    service = Service()
+    service = Service(llm_url=args.llm_url)
     embedder = service.embedder
     import torch
 
-    print(f"# qa bench — {torch.get_num_threads()} torch threads, {embedder.name}\n")
-    row = bench_indexing(embedder)
-    print("## Indexing")
-    print("| paragraphs | raw encode (para/s) | qa index (para/s) | ratio |\n|---|---|---|---|")
-    print(f"| {row['paragraphs']} | {row['raw_encode_per_s']:.0f} | {row['build_index_per_s']:.0f} | {row['ratio']:.0%} |\n")
-    print("## Query latency (hybrid, k=5, query embedding included)")
-    print("| paragraphs | median ms | p95 ms | BM25 build at load (s) |\n|---|---|---|---|")
-    for r in bench_queries(embedder, tuple(int(s) for s in args.sizes.split(","))):
-        print(f"| {r['paragraphs']:,} | {r['median_ms']:.1f} | {r['p95_ms']:.1f} | {r['bm25_build_s']:.2f} |")
+    print(f"# qa bench — {torch.get_num_threads()} torch threads, {embedder.name}, "
+          f"generator: {service.generator().name if args.llm_url else 'in-process'}\n")
+    if not args.answers_only:
+        row = bench_indexing(embedder)
+        print("## Indexing")
+        print("| paragraphs | raw encode (para/s) | qa index (para/s) | ratio |\n|---|---|---|---|")
+        print(f"| {row['paragraphs']} | {row['raw_encode_per_s']:.0f} | {row['build_index_per_s']:.0f} | {row['ratio']:.0%} |\n")
+        print_retrieval(bench_retrieval(tuple(int(s) for s in args.sizes.split(","))))
     if not args.skip_answers:
-        a = bench_answers(service)
+        a = bench_answers(service, repeats=args.repeats)
         print("\n## Answers (warm, test-set questions that reached the model)")
         print("| questions | median first token (s) | median first verified sentence (s) | median answer (s) | "
               "p95 answer (s) | median direct generate (s) | pipeline overhead (total) | (median per question) |\n"

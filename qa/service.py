@@ -30,7 +30,8 @@ def _quiet(message: str) -> None:
 class Service:
     def __init__(self, index_path: Path | None = None, embedder_path: Path | None = None,
                  generator_path: Path | None = None, settings: AnswerSettings | None = None,
-                 embedder=None, generator=None, limits: Limits | None = None):
+                 embedder=None, generator=None, limits: Limits | None = None,
+                 llm_url: str | None = None, llm_model: str | None = None, llm_timeout: float | None = None):
         self.index_path = Path(index_path or config.index_dir())
         self.embedder_path = embedder_path
         self.generator_path = generator_path
@@ -38,6 +39,12 @@ class Service:
         self.limits = limits or Limits()  # caps the edges check before calling in here
         self._embedder = embedder
         self._generator = generator
+        if generator is None and llm_url:
+            # A server backend instead of the in-process model. Made now, not on first use: it
+            # connects only when asked to generate, and the evaluator hands `_generator` on.
+            from .backends import DEFAULT_TIMEOUT_S, OpenAIBackend
+
+            self._generator = OpenAIBackend(llm_url, llm_model, timeout=llm_timeout or DEFAULT_TIMEOUT_S)
         self._index: ParagraphIndex | None = None
         self._answerers: dict[AnswerSettings, Answerer] = {}  # per settings, for this index
         self._lock = threading.RLock()  # guards loading and index swaps
@@ -60,6 +67,15 @@ class Service:
 
                 self._generator = Generator(self.generator_path, progress=progress)
             return self._generator
+
+    @property
+    def generation_concurrency(self) -> int:
+        """How many questions the web app lets generate at once: one for the in-process model
+        (it is not re-entrant), the server's slots plus its queue for a server backend, whose
+        own limits then refuse the excess with a "busy, retry" message."""
+        generator = self._generator
+        slots, queue = getattr(generator, "slots", None), getattr(generator, "queue", 0)
+        return slots + queue if isinstance(slots, int) else 1
 
     @property
     def generator_loaded(self) -> bool:

@@ -399,6 +399,7 @@ def _safe_name(name: str) -> str:
 
 def create_app(service) -> gr.Blocks:
     app = ChatApp(service)
+    generating = getattr(service, "generation_concurrency", 1)  # 1 in-process; a server's slots + queue
     with gr.Blocks(title="Document Q&A") as demo:
         gr.Markdown("# Ask the document\nAnswers come only from the indexed documents, "
                     "each claim cited to its paragraph. If the document does not say, neither does this.")
@@ -433,18 +434,18 @@ def create_app(service) -> gr.Blocks:
                 eval_failures = gr.Markdown()
 
         chat_args = dict(fn=app.chat, inputs=[box, chatbot], outputs=[chatbot, box],
-                         concurrency_limit=1, concurrency_id="model", api_visibility="private")
+                         concurrency_limit=generating, concurrency_id="model", api_visibility="private")
         box.submit(**chat_args)
         send.click(**chat_args)
         clear.click(lambda: ([], ""), outputs=[chatbot, box], queue=False, api_visibility="private")
         add.click(app.upload, inputs=uploads, outputs=[upload_result, documents], concurrency_limit=1,
                   api_name="upload")
         run_eval.click(app.evaluate, inputs=testset, outputs=[eval_table, eval_plot, eval_failures],
-                       concurrency_limit=1, concurrency_id="model", api_visibility="private")
+                       concurrency_limit=generating, concurrency_id="model", api_visibility="private")
         timer = gr.Timer(1.0)
         timer.tick(lambda: (app.status(), gr.Timer(active=not service.generator_loaded and not app.loading_error)),
                    outputs=[status, timer], queue=False, api_visibility="private")
-        gr.api(app.ask_api, api_name="ask", concurrency_limit=1, concurrency_id="model")
+        gr.api(app.ask_api, api_name="ask", concurrency_limit=generating, concurrency_id="model")
         gr.api(app.search_api, api_name="search")
         gr.api(app.documents_markdown, api_name="documents")
         demo.load(app.documents_markdown, outputs=documents, queue=False, api_visibility="private")

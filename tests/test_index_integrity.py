@@ -155,7 +155,9 @@ def test_any_unexpected_failure_is_one_line(target, fake_embedder, monkeypatch):
 
 def test_checksums_are_recorded_and_an_old_index_still_loads(target, fake_embedder):
     files = _manifest(target)["files"]
-    assert set(files) == {"paragraphs.jsonl", "vectors.npy", "faiss.index"}
+    assert set(files) == {"paragraphs.jsonl", "vectors.npy", "faiss.index", "bm25/data.csc.index.npy",
+                          "bm25/indices.csc.index.npy", "bm25/indptr.csc.index.npy", "bm25/vocab.index.json",
+                          "bm25/params.index.json"}
     _old_style(target)  # an index built before this change: no checksums in its manifest
     assert load_index(target, fake_embedder).search("veto restraint France Mexico", k=1)[0].paragraph.label == "¶11"
 
