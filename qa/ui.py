@@ -89,26 +89,45 @@ HEAD = """<script>
     if (summary) summary.focus({preventScroll: true});
   }, true);
   // A new question scrolls to its own top, so the answer's first line is in view as it
-  // streams (Gradio's autoscroll is off: it would follow the end of the answer).
-  let users = 0;
+  // streams (Gradio's autoscroll is off: it would follow the end of the answer). It stays
+  // pinned there while the answer grows, until the reader scrolls.
+  let users = 0, pinned = null;
+  const scroller = (node) => {
+    for (let box = node.parentElement; box && box !== document.body; box = box.parentElement) {
+      const style = getComputedStyle(box).overflowY;
+      if (style === 'auto' || style === 'scroll') return box;
+    }
+    return null;
+  };
   const follow = () => {
     const chat = document.getElementById('chat');
     if (!chat) return;
-    const mine = chat.querySelectorAll('.message-row.user-row, [data-testid="user"]');
+    fixUploadNames();
+    const mine = chat.querySelectorAll('[data-testid="user"]');
     if (mine.length > users) {
-      const message = mine[mine.length - 1];
-      for (let box = message.parentElement; box && box !== document.body; box = box.parentElement) {
-        const style = getComputedStyle(box).overflowY;
-        if ((style === 'auto' || style === 'scroll') && box.scrollHeight > box.clientHeight) {
-          box.scrollTop += message.getBoundingClientRect().top - box.getBoundingClientRect().top - 4;
-          break;
-        }
-      }
-      const top = message.getBoundingClientRect().top;
-      if (top < 0 || top > window.innerHeight - 120) window.scrollBy(0, top - 8);
+      pinned = mine[mine.length - 1];
+      const top = pinned.getBoundingClientRect().top;
+      if (top < 0 || top > window.innerHeight - 160) window.scrollBy(0, top - 8);
     }
     users = mine.length;
+    if (pinned && pinned.isConnected) {
+      const box = scroller(pinned);
+      if (box) {
+        const want = box.scrollTop + pinned.getBoundingClientRect().top - box.getBoundingClientRect().top - 4;
+        if (Math.abs(box.scrollTop - want) > 2) box.scrollTop = want;
+      }
+    }
   };
+  const unpin = () => { pinned = null; };
+  ['wheel', 'touchmove', 'keydown'].forEach((kind) => document.addEventListener(kind, (event) => {
+    if (kind !== 'keydown' || ['PageUp', 'PageDown', 'ArrowUp', 'ArrowDown', 'Home', 'End'].includes(event.key)) unpin();
+  }, {passive: true}));
+  // Gradio's upload area is named only by its label: axe wants its visible words in the name.
+  const fixUploadNames = () => document.querySelectorAll('.upload-container[aria-label]').forEach((area) => {
+    const visible = area.innerText.replace(/\s+/g, ' ').trim();
+    const name = area.getAttribute('aria-label');
+    if (visible && !name.includes(visible)) area.setAttribute('aria-label', `${visible}: ${name}`);
+  });
   new MutationObserver(follow).observe(document.documentElement, {childList: true, subtree: true});
 })();
 </script>"""
@@ -599,9 +618,9 @@ class ChatApp:
         session = getattr(request, "session_hash", None) or "local"
         job, message = self._start(testset_file, session)
         if job is None:
-            return (message, "", None, "", gr.Timer(active=False),
+            return (message, "", gr.Image(value=None, visible=False), "", gr.Timer(active=False),
                     gr.Button(interactive=True), gr.Button(interactive=False))
-        return (progress_html(job.progress()), "", None, "", gr.Timer(active=True),
+        return (progress_html(job.progress()), "", gr.Image(value=None, visible=False), "", gr.Timer(active=True),
                 gr.Button(interactive=False), gr.Button(interactive=True))
 
     def evaluation_progress(self, request: gr.Request = None):
@@ -612,7 +631,7 @@ class ChatApp:
         if not job.finished:
             return shown, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         table, plot, failed = self._results(job)
-        return (shown, table, plot, failed, gr.Timer(active=False),
+        return (shown, table, gr.Image(value=plot, visible=plot is not None), failed, gr.Timer(active=False),
                 gr.Button(interactive=True), gr.Button(interactive=False))
 
     def cancel_evaluation(self, request: gr.Request = None):
@@ -749,7 +768,7 @@ def create_app(service) -> gr.Blocks:
                     cancel_eval = gr.Button("Cancel", variant="stop", interactive=False, elem_id="cancel-eval")
                 eval_progress = gr.HTML(elem_id="eval-progress")
                 eval_table = gr.Markdown(elem_id="eval-table")
-                eval_plot = gr.Image(label="Metrics", type="filepath")
+                eval_plot = gr.Image(label="Metrics", type="filepath", visible=False)  # shown with results
                 eval_failures = gr.Markdown()
                 eval_timer = gr.Timer(1.0, active=False)
 
