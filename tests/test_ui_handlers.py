@@ -1,6 +1,7 @@
 """The web app's handlers with fakes: streaming, errors as messages, uploads, evaluation tab."""
 
 import json
+import re
 
 import pytest
 
@@ -34,8 +35,14 @@ def test_chat_streams_only_checked_sentences_then_the_answer_with_sources(app):
             assert shown in final_text
     final = updates[-1][0]
     assert final[-2] == {"role": "user", "content": "Which countries led the initiative on veto restraint?"}
-    assert "**[¶11]**" in final[-1]["content"] and "Sources" in final[-1]["content"]
-    assert "Interactive Dialogue" in final[-1]["content"]  # document, label and section shown
+    content = final[-1]["content"]
+    # The citation is a chip that opens its source, which is under the answer (closed).
+    chip = re.search(r'<a class="qa-chip" href="#([^"]+)"[^>]*>¶11</a>', content)
+    assert chip and f'<details id="{chip.group(1)}">' in content and "Sources (1)" in content
+    assert "Interactive Dialogue" in content  # document, label and section shown
+    # No developer words in the default view: scores and timings are inside "Details".
+    default_view = content.split("<details><summary>Details")[0]
+    assert "score" not in default_view and not re.search(r"\d s\b", default_view)
 
 
 def test_an_out_of_scope_draft_never_reaches_the_page(tmp_path, fake_embedder):
@@ -104,9 +111,11 @@ def test_evaluation_tab_reports_table_plot_and_failures(app, tmp_path):
         {"id": 2, "question": "What did China say?", "gold": [], "answer": ""},
     ]) + "\n")
     table, plot, failed = app.evaluate(str(testset), progress=lambda *a, **k: None)
-    assert "Key facts" in table and "| 1.000 |" in table
+    # Each number with what it means, in plain words.
+    assert "| Key facts | 100% | answerable questions whose answer contains every expected fact |" in table
+    assert "| Declined when it should | 100% |" in table
     assert plot.endswith("metrics.png")
-    assert "Failures (0)" in failed
+    assert "Questions that went wrong (0)" in failed
 
 
 def test_evaluation_tab_bad_testset_is_a_message(app, tmp_path):

@@ -1,0 +1,110 @@
+"""Who may use the model now: chat questions in arrival order, evaluations only in between.
+
+One generator on two cores serves everyone, so questions take turns. `ModelGate` keeps the
+chat's line itself (not Gradio's queue), so a waiting question can say where it stands
+("1 question ahead of yours"). An evaluation is background work: it runs a question only
+while no chat question is running or waiting, and `Preempting` makes its generator stop at
+the next token when one arrives (the evaluation then asks that question again), so a chat
+question waits for one token of an evaluation, not for a whole evaluation question.
+
+No gradio here; qa/ui.py uses it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from contextlib import contextmanager
+
+
+class Preempted(Exception):
+    """Background generation stopped because a chat question (or a cancel) needs the model."""
+
+
+class ModelGate:
+    def __init__(self, capacity: int = 1):
+        self.capacity = max(1, int(capacity))  # questions that may generate at once
+        self._cond = threading.Condition()
+        self._line: list[int] = []  # tickets of chat questions, the one running first
+        self._tickets = itertools.count(1)
+
+    # -- chat questions
+
+    def enter(self) -> int:
+        with self._cond:
+            ticket = next(self._tickets)
+            self._line.append(ticket)
+            self._cond.notify_all()
+            return ticket
+
+    def ahead(self, ticket: int) -> int:
+        """How many chat questions are before this one (0: its turn)."""
+        with self._cond:
+            return max(0, self._line.index(ticket) - self.capacity + 1) if ticket in self._line else 0
+
+    def wait_turn(self, ticket: int, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: ticket not in self._line[self.capacity:], timeout)
+
+    def leave(self, ticket: int) -> None:
+        with self._cond:
+            if ticket in self._line:
+                self._line.remove(ticket)
+            self._cond.notify_all()
+
+    @contextmanager
+    def turn(self, timeout: float | None = None):
+        """Wait for this question's turn without progress reports (the /ask API)."""
+        ticket = self.enter()
+        try:
+            while not self.wait_turn(ticket, 0.5 if timeout is None else timeout):
+                pass
+            yield
+        finally:
+            self.leave(ticket)
+
+    # -- background work
+
+    @property
+    def chat_busy(self) -> bool:
+        return bool(self._line)
+
+    @property
+    def waiting(self) -> int:
+        """Chat questions in line, the running one included."""
+        return len(self._line)
+
+    def wait_idle(self, stop: threading.Event | None = None, poll: float = 0.2) -> bool:
+        """Block until no chat question runs or waits; False if `stop` was set meanwhile."""
+        with self._cond:
+            while self._line:
+                if stop is not None and stop.is_set():
+                    return False
+                self._cond.wait(poll)
+        return not (stop is not None and stop.is_set())
+
+
+class Preempting:
+    """A generator wrapper for background work: it stops (raises Preempted) at the next token
+    as soon as a chat question is in line or `stop` is set, which frees the model's lock."""
+
+    def __init__(self, generator, gate: ModelGate, stop: threading.Event):
+        self.generator, self.gate, self.stop = generator, gate, stop
+        self.name = getattr(generator, "name", "generator")
+
+    def stream(self, messages, max_new_tokens: int = 120):
+        if self.gate.chat_busy or self.stop.is_set():
+            raise Preempted()
+        pieces = self.generator.stream(messages, max_new_tokens)
+        try:
+            for piece in pieces:
+                if self.gate.chat_busy or self.stop.is_set():
+                    raise Preempted()
+                yield piece
+        finally:
+            close = getattr(pieces, "close", None)
+            if close:
+                close()  # leaves the model's `with lock` block at once
+
+    def __getattr__(self, name):
+        return getattr(self.generator, name)
