@@ -72,6 +72,13 @@ class Claim:
     backing: list  # Passage
     source: int = 0  # row in State.ranked
     coverage: float = 0.0
+    drafted: str = ""  # the model's own words, when the text became a quote of the document
+
+    @property
+    def judged(self) -> str:
+        """What the on-target and answer-kind checks read: the model's claim, not the quote
+        that replaced it (a quote brings the sentence its "they" points back to)."""
+        return self.drafted or self.text
 
 
 @dataclass(frozen=True)
@@ -259,7 +266,7 @@ class Release:
         # A claim's own paragraph's heading counts ("Recipients" says what the address block
         # is); other headings would excuse any claim.
         heading = " ".join(p.section for p in claim.backing if p.id in self.target_ids)
-        return grounding.support(claim.text, self.target_text, self.subject, self.a.idf, self.a.policy.on_target,
+        return grounding.support(claim.judged, self.target_text, self.subject, self.a.idf, self.a.policy.on_target,
                                  self.a.vocabulary, require_subject=False, heading=heading).score >= self.a.policy.min_support
 
     def drifted(self, claim: Claim) -> bool:
@@ -279,7 +286,7 @@ class Release:
             passage = ranked[n][1]
             self.quoted_from.append(passage.label)
             self.state.note("compose", "quoted the sentence it restates", passage.label)
-            return Claim(self.a.quote(passage, ranked[n][3]), [passage], n, 1.0)
+            return Claim(self.a.quote(passage, ranked[n][3]), [passage], n, 1.0, claim.judged)
         return claim
 
     def offer(self, sentence: str) -> list[VerifiedSentence]:
