@@ -130,8 +130,8 @@ class Answerer:
         self.vocabulary = grounding.vocabulary_of(texts)
         self.corpus_text = "\n".join(texts)
         self.idf = grounding.inverse_document_frequency([p.text for p in index.paragraphs])
-        self.common = grounding.lower_case_words(texts)  # tells a capitalised first word from a name
-        self.verifier_context = verify.Context(self.idf, self.vocabulary, self.common)
+        self.names = grounding.names_of(texts)  # tells a capitalised first word from a name
+        self.verifier_context = verify.Context(self.idf, self.vocabulary, self.names)
         self.acronyms = grounding.acronym_phrases(self.corpus_text)
         self._by_label: dict[str, list] = {}
         for p in index.paragraphs:

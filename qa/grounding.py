@@ -62,12 +62,13 @@ def content_stems(text: str) -> set[str]:
     return {stem(w) for w in words(text) if w.lower() not in STOPWORDS and len(w) > 1 or w.isdigit()}
 
 
-def key_terms(text: str, common: frozenset[str] | set[str] | None = None) -> set[str]:
+def key_terms(text: str, names: frozenset[str] | set[str] | None = None) -> set[str]:
     """Names and numbers: capitalised words, acronyms, digits.
 
-    A sentence's first word is capitalised whatever it is, so it counts as a name only when
-    `common` (the words the documents use in lower case) is given and lacks it: "Ghana led
-    ..." names Ghana, "Member States ..." names nothing new, "The ..." never does.
+    A sentence's first word is capitalised whatever it is, so it counts as a name only when it
+    is one of `names` (words the documents capitalise inside sentences and never write in
+    lower case): "Ghana led ..." names Ghana; "Based on the passage, ..." and "The ..." name
+    nothing.
     """
     terms: set[str] = set()
     for sentence in split_sentences(text) or [text]:
@@ -78,8 +79,7 @@ def key_terms(text: str, common: frozenset[str] | set[str] | None = None) -> set
                 terms.add(token.strip(".,"))
             elif len(token) > 1 and token[0].isupper() and lower not in _NOT_NAMES and lower not in STOPWORDS:
                 # (Single letters are initials and abbreviation pieces: "H.E." is no name "E".)
-                if position > 0 or token.isupper() or (common is not None and lower not in common
-                                                       and lower not in NUMBER_VALUES):
+                if position > 0 or token.isupper() or (names is not None and lower in names):
                     terms.add(lower)
     return terms
 
@@ -103,6 +103,20 @@ def number_values(text: str) -> set[str]:
         if all(part in NUMBER_VALUES for part in parts) and parts not in (["one"], ["second"]):
             found.add(f"{sum(NUMBER_VALUES[part] for part in parts):g}")
     return found
+
+
+def names_of(texts) -> frozenset[str]:
+    """Words the texts capitalise inside a sentence and never write in lower case: names."""
+    capitalised, lower = set(), set()
+    for text in texts:
+        for sentence in split_sentences(text) or [text]:
+            tokens = words(sentence)
+            for position, token in enumerate(tokens):
+                if token.islower():
+                    lower.add(token)
+                elif position > 0 and token[:1].isupper() and token.lower() not in STOPWORDS:
+                    capitalised.add(token.lower())
+    return frozenset(capitalised - lower)
 
 
 def lower_case_words(texts) -> frozenset[str]:
@@ -184,7 +198,7 @@ def asks_several_things(question: str) -> bool:
     return bool(_SEVERAL.search(question))
 
 
-def gives_expected_answer(text: str, question: str, common: frozenset[str] | None = None) -> bool:
+def gives_expected_answer(text: str, question: str, names: frozenset[str] | None = None) -> bool:
     """Does the text contain the kind of thing the question asks for, beyond the question?
 
     A number for how-many questions; for when-questions a number or a condition ("if You
@@ -195,7 +209,7 @@ def gives_expected_answer(text: str, question: str, common: frozenset[str] | Non
     if kind is None:
         return True
     asked = key_terms(question)
-    new_terms = {t for t in key_terms(text, common) if t not in asked and stem(t) not in asked}
+    new_terms = {t for t in key_terms(text, names) if t not in asked and stem(t) not in asked}
     if kind == "number":
         if any(t[:1].isdigit() for t in new_terms) or _NUMBER_WORDS.search(text):
             return True
@@ -211,7 +225,7 @@ def gives_expected_answer(text: str, question: str, common: frozenset[str] | Non
 
 def support(sentence: str, passage: str, question: str = "", idf: dict[str, float] | None = None,
             window: int = 2, vocabulary: set[str] | None = None, require_subject: bool = True,
-            heading: str = "", common: frozenset[str] | None = None) -> Support:
+            heading: str = "", names: frozenset[str] | None = None) -> Support:
     """How well `passage` supports `sentence`, judged on its best `window` consecutive sentences
     (a claim stitched from distant sentences is how small models get names wrong).
 
@@ -235,7 +249,7 @@ def support(sentence: str, passage: str, question: str = "", idf: dict[str, floa
     # Names and numbers the sentence adds must be in the passage; those it repeats from the
     # question ("Member States") are already part of the question-word share above.
     asked = key_terms(question) | {stem(t) for t in key_terms(question)}
-    terms = {t for t in key_terms(sentence, common) if t not in asked and stem(t) not in asked}
+    terms = {t for t in key_terms(sentence, names) if t not in asked and stem(t) not in asked}
     # The names and numbers the question is about must be in the passage too (anywhere in it:
     # a paragraph names its subject once, then says "they"), even when a short answer leaves
     # them out: "On 6 September 2017" answers "When does the 72nd Session open?" only from a

@@ -331,7 +331,7 @@ class Release:
         if all(self.drifted(c) for c in self.pending):
             return False  # hold: a later claim may rest on a better sentence
         return grounding.gives_expected_answer(" ".join(c.text for c in self.pending), self.state.question,
-                                               self.a.common)
+                                               self.a.names)
 
     # ------------------------------------------------------------------ the end
 
@@ -369,7 +369,7 @@ class Release:
             if ranked[0][0] < self.a.policy.min_fallback:
                 return "the draft answered from a far weaker sentence"
             best_quote = self.a.quote(ranked[0][1], ranked[0][3])
-            if grounding.gives_expected_answer(best_quote, self.state.question, self.a.common):
+            if grounding.gives_expected_answer(best_quote, self.state.question, self.a.names):
                 return "the draft answered from a weaker sentence"
         kind = grounding.expected_answer(self.state.question)
         return f"the draft gives no {kind} for the question"
@@ -384,7 +384,7 @@ class Release:
                 break
             quote = self.a.quote(passage, sentence)
             close = score >= policy.min_fallback or self.a.referenced(self.state.question)
-            if close and grounding.gives_expected_answer(quote, self.state.question, self.a.common):
+            if close and grounding.gives_expected_answer(quote, self.state.question, self.a.names):
                 best = Claim(quote, [passage], n, 1.0)
                 self.shown = [best]
                 return self._done(self._second_part([best]), f"{why}; quoted the passage instead", first=True)
@@ -492,7 +492,7 @@ _POINTS_BACK = re.compile(
 _LABEL = re.compile(r"^([^:\n]{1,60}):\s+(?=\S)")
 _META_NOUNS = "|".join(sorted(lexicon.words("meta_nouns")))
 _META_VERBS = "|".join(sorted(lexicon.words("meta_verbs")))
-_PREAMBLE = re.compile(rf"^(?:according to (?:the |this )?(?:{_META_NOUNS})\b[^,]{{0,40}},\s*"
+_PREAMBLE = re.compile(rf"^(?:(?:according to|based on|from|in) (?:the |this )?(?:{_META_NOUNS})\b[^,]{{0,40}},\s*"
                        rf"|(?:the|this) (?:{_META_NOUNS}) (?:{_META_VERBS})(?: that\s+|:\s*|\s+(?=[\"“])))",
                        re.IGNORECASE)
 
@@ -565,4 +565,4 @@ def _is_complete(sentence: str) -> bool:
 
 
 def context_of(a: "Answerer") -> Context:
-    return Context(a.idf, a.vocabulary, a.common)
+    return Context(a.idf, a.vocabulary, a.names)

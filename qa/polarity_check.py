@@ -89,12 +89,12 @@ def check_documents(paths: list[Path], per_document: int = 200, seed: int = 0) -
     for document in load_documents(paths):
         texts = [p.text for p in document.paragraphs]
         context = Context(grounding.inverse_document_frequency(texts), grounding.vocabulary_of(texts),
-                          grounding.lower_case_words(texts))
+                          grounding.names_of(texts))
         all_text = " ".join(texts)
         numbers = sorted(set(_NUMBER.findall(all_text)))
         # Names: capitalised words the document never writes in lower case. (A licence's
         # defined terms, "License", "Source", are words, not names.)
-        common = context.common
+        common = grounding.lower_case_words(texts)
         names = sorted({w for w in _capitalised(all_text) if w.lower() not in common | grounding.STOPWORDS})
         cases = [(p, s) for p in document.paragraphs for s in grounding.split_sentences(grounding.evidence(p.text))
                  if len(s.split()) >= 6]

@@ -38,12 +38,12 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Context:
-    """What the verifier knows about the documents: rarity of words, their vocabulary and the
-    words they use in lower case (so a capitalised first word can be told from a name)."""
+    """What the verifier knows about the documents: rarity of words, their vocabulary and their
+    names (so a capitalised first word can be told from a name)."""
 
     idf: dict | None = None
     vocabulary: set[str] | None = None
-    common: frozenset[str] | None = None
+    names: frozenset[str] | None = None
 
 
 def negations(text: str) -> int:
@@ -120,7 +120,7 @@ def verify(claim: str, passage: str, question: str = "", context: Context = Cont
     """The verdict on one claim against one passage (its evidence sentences)."""
     support = grounding.support(claim, passage, question, context.idf, window or policy.support_window,
                                 context.vocabulary, require_subject=require_subject, heading=heading,
-                                common=context.common)
+                                names=context.names)
     if support.missing:
         return Verdict(False, 0.0, "names or numbers not in the passage: " + ", ".join(support.missing), support.missing)
     numbers = missing_numbers(claim, passage, question, heading)
