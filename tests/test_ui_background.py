@@ -184,3 +184,15 @@ def test_followup_history_reads_chips_back_as_markers():
                                       [Passage("d#11", "¶11", "d", "", "t", 1, 1, 1, 1)]))
     turns = ui._history_turns([{"role": "user", "content": "Who?"}, {"role": "assistant", "content": content}])
     assert turns == [{"question": "Who?", "answer": "France led it [¶11]."}]
+
+
+def test_background_work_waits_a_quiet_moment_after_a_chat_question():
+    gate = ModelGate()
+    gate.leave(gate.enter())
+    began = time.monotonic()
+    assert gate.wait_idle(quiet=0.3)
+    assert time.monotonic() - began >= 0.29
+    stop = threading.Event()
+    stop.set()
+    gate.leave(gate.enter())
+    assert not gate.wait_idle(stop, quiet=5)  # a cancel does not wait for the quiet
