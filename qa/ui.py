@@ -104,11 +104,8 @@ HEAD = """<script>
     if (!chat) return;
     fixUploadNames();
     const mine = chat.querySelectorAll('[data-testid="user"]');
-    if (mine.length > users) {
-      pinned = mine[mine.length - 1];
-      const top = pinned.getBoundingClientRect().top;
-      if (top < 0 || top > window.innerHeight - 160) window.scrollBy(0, top - 8);
-    }
+    const fresh = mine.length > users;
+    if (fresh) pinned = mine[mine.length - 1];
     users = mine.length;
     if (pinned && pinned.isConnected) {
       const box = scroller(pinned);
@@ -116,6 +113,9 @@ HEAD = """<script>
         const want = box.scrollTop + pinned.getBoundingClientRect().top - box.getBoundingClientRect().top - 4;
         if (Math.abs(box.scrollTop - want) > 2) box.scrollTop = want;
       }
+      // Then the page itself, when the question is off screen (a phone).
+      const top = pinned.getBoundingClientRect().top;
+      if (top < 0 || top > window.innerHeight - 160) window.scrollBy(0, top - 8);
     }
   };
   const unpin = () => { pinned = null; };

@@ -147,16 +147,22 @@ def test_a_queued_question_says_so_in_place_with_its_position(browser, url):
 def test_phone_keeps_the_new_answers_first_line_in_view(browser, url):
     page = _open(browser, url, 390, 844)
     for _ in range(2):  # the second answer is the one that would scroll out of view
-        page.fill("#question textarea", QUESTION)
-        page.click("#ask")
+        if _ == 0:
+            page.fill("#question textarea", QUESTION)
+            page.click("#ask")
+        else:  # an example, tapped below the box: the page is scrolled to its end
+            page.get_by_role("button", name=QUESTION).click()
         page.wait_for_function("(n) => document.querySelector('#chat').innerText.split('Sources (').length > n",
                                arg=_ + 1, timeout=30_000)
     page.wait_for_timeout(500)
     top = page.evaluate("""() => {
         const bots = document.querySelectorAll('#chat .message-row.bot-row, #chat [data-testid="bot"]');
         const last = bots[bots.length - 1].getBoundingClientRect();
+        const users = document.querySelectorAll('#chat [data-testid="user"]');
         const chat = document.querySelector('#chat').getBoundingClientRect();
-        return {top: last.top, chatTop: chat.top, chatBottom: chat.bottom, height: innerHeight}; }""")
+        return {top: last.top, question: users[users.length - 1].getBoundingClientRect().top,
+                chatTop: chat.top, chatBottom: chat.bottom, height: innerHeight}; }""")
+    assert top["question"] >= 0, top  # and the question it answers, above it
     # The answer's first line is on screen, inside the chat's visible part.
     assert 0 <= top["top"] and top["top"] + 20 <= min(top["height"], top["chatBottom"]), top
     assert top["top"] >= top["chatTop"] - 1, top
