@@ -3,6 +3,7 @@
 import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +11,7 @@ from qa.answer import Answer, AnswerSettings, Citation, Passage
 from qa.gate import ModelGate, Preempted, Preempting
 from qa.service import Service
 
-from .conftest import SEED, FakeEmbedder, ScriptedGenerator
+from .conftest import REPO, SEED, FakeEmbedder, ScriptedGenerator
 
 ui = pytest.importorskip("qa.ui")
 
@@ -196,3 +197,15 @@ def test_background_work_waits_a_quiet_moment_after_a_chat_question():
     stop.set()
     gate.leave(gate.enter())
     assert not gate.wait_idle(stop, quiet=5)  # a cancel does not wait for the quiet
+
+
+def test_every_symbol_the_page_uses_has_a_glyph_in_debians_fonts():
+    """✓ ⚠ ✗ ● and the rest must not render as empty boxes (⧗ did, with DejaVu)."""
+    fonts = pytest.importorskip("fontTools.ttLib")
+    path = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    if not path.exists():
+        pytest.skip("fonts-dejavu-core is not installed")
+    covered = set(fonts.TTFont(path).getBestCmap())
+    source = (REPO / "qa/ui.py").read_text(encoding="utf-8")
+    missing = sorted({ch for ch in source if ord(ch) > 127 and ord(ch) not in covered})
+    assert missing == [], missing

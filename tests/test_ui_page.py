@@ -182,3 +182,52 @@ def test_evaluation_shows_progress_and_cancel_stops_it_within_5_s(browser, url):
                            timeout=5_000)
     assert time.monotonic() - began < 5
     page.close()
+
+
+def test_closing_the_page_stops_its_evaluation(browser, url):
+    first = _open(browser, url)
+    first.get_by_role("tab", name="Evaluate").click()
+    first.click("#run-eval")
+    first.wait_for_function("() => document.querySelector('#eval-progress').innerText.includes('Evaluating')",
+                            timeout=30_000)
+    first.close()
+    second = _open(browser, url)
+    second.get_by_role("tab", name="Evaluate").click()
+    deadline = time.monotonic() + 60
+    while True:  # the server notices the closed page within Gradio's heartbeat
+        second.click("#run-eval")
+        second.wait_for_function("() => /Evaluating|another visitor/.test(document.querySelector('#eval-progress')"
+                                 ".innerText)", timeout=10_000)
+        shown = second.inner_text("#eval-progress")
+        if "Evaluating" in shown:
+            break
+        assert "another visitor's evaluation is running" in shown
+        assert time.monotonic() < deadline, "the closed page's evaluation kept running"
+        time.sleep(2)
+    second.click("#cancel-eval")
+    second.wait_for_function("() => document.querySelector('#eval-progress').innerText.includes('stopped after')",
+                             timeout=5_000)
+    second.close()
+
+
+def test_a_docx_upload_gives_one_message_and_no_stuck_percentage(browser, url):
+    page = _open(browser, url)
+    page.evaluate("""() => { window.seen = []; window.live = [];
+        new MutationObserver(() => { window.seen.push(document.body.innerText);
+            document.querySelectorAll('[aria-live], [role=status]').forEach(e => window.live.push(e.innerText)); })
+        .observe(document.body, {childList: true, subtree: true, characterData: true}); }""")
+    page.get_by_role("tab", name="Documents").click()
+    page.set_input_files("input[type=file]", str(REPO / "testsets/layout/apache-2.0.docx"))
+    page.wait_for_timeout(1000)
+    page.click("#add")
+    page.wait_for_function("() => document.querySelector('#upload-result').innerText.trim().length > 0",
+                           timeout=60_000)
+    page.wait_for_timeout(1000)
+    assert page.inner_text("#upload-result").strip() == "✓ Added apache-2-0.docx. Ask about it in the chat."
+    assert page.locator(".toast-body").count() == 0  # no second message in a toast
+    seen, live = page.evaluate("() => window.seen"), page.evaluate("() => window.live")
+    assert not any("0%" in text for text in seen)
+    assert not any("common." in text for text in seen + live)
+    assert "apache-2-0.docx" in page.inner_text("#overview")  # the new document is named at the top
+    page.close()
+
