@@ -1,9 +1,11 @@
 """The web chat (Gradio): ask, see each claim's paragraph, add documents, run evaluations.
 
 This is the only module that imports gradio. `create_app(service)` builds the Blocks;
-`launch()` starts it, bound to 127.0.0.1 unless told otherwise, with a queue that serialises
-generation (one model, two cores) and bounds the waiting line. Library errors become short
-messages in the page; tracebacks never reach it.
+`launch()` starts it, bound to 127.0.0.1 unless told otherwise. Chat questions take turns on
+the one model through `ModelGate` (qa/gate.py), which lets a waiting question say its place in
+line in the chat; evaluations are background jobs (qa/background.py) that yield the model to
+every chat question. Library errors become short messages in the page; tracebacks never
+reach it. Only checked sentences are ever rendered (the model's draft never reaches the page).
 
 API endpoints (used by tests and scripts through gradio_client): /ask (question, history
 JSON) -> answer JSON, /search, /upload, /documents.
@@ -607,7 +609,12 @@ class ChatApp:
         if job.state == "failed":
             return f"✗ The evaluation stopped: {_escape(job.error)}", None, ""
         if job.state == "cancelled":
-            return "", None, ""
+            if not job.results:
+                return "", None, ""
+            from .evaluate import summarise
+
+            return (f"Figures for the {len(job.results)} questions done before it stopped:\n\n"
+                    + metrics_table(summarise(job.results)), None, "")
         failed = failures(job.results)
         rows = "\n".join(f"- **{r.item.id}** {why}: {_escape(r.item.question)} → "
                          f"{_escape(r.answer.text if r.answer else '')}" for r, why in failed) or "None."

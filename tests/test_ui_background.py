@@ -209,3 +209,14 @@ def test_every_symbol_the_page_uses_has_a_glyph_in_debians_fonts():
     source = (REPO / "qa/ui.py").read_text(encoding="utf-8")
     missing = sorted({ch for ch in source if ord(ch) > 127 and ord(ch) not in covered})
     assert missing == [], missing
+
+
+def test_a_cancelled_evaluation_still_shows_the_figures_of_the_questions_done(slow_app, tmp_path):
+    job, _ = slow_app._start(str(_testset(tmp_path, 40)), "s1")
+    while job.done < 2:
+        time.sleep(0.05)
+    job.cancel()
+    job.thread.join(5)
+    table, plot, _ = slow_app._results(job)
+    assert f"Figures for the {job.done} questions done before it stopped" in table and "| Key facts |" in table
+    assert plot is None
