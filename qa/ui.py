@@ -48,7 +48,7 @@ EXAMPLES = [
 ]
 WHAT_YOU_CAN_ASK = ("Ask what these documents say: who said or did what, numbers, dates, reasons. "
                     "Each answer cites its paragraphs; when the documents do not say, the answer says so.")
-CHAT_HEIGHT = 300  # px: with the header, the documents, the box and the examples, one 1280×800 screen
+CHAT_HEIGHT = 280  # px: with the header, the documents, the box and the examples, one 1280×800 screen (20 px spare)
 CSS = """
 .qa-status {font-size: 0.9em}
 #overview, #status {margin: 0}
