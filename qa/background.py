@@ -21,6 +21,10 @@ from .answer import Answerer
 from .gate import ModelGate, Preempted, Preempting
 
 MAX_EVALUATIONS = 1  # at once, for the whole server: two would halve each other's speed
+# After a chat question, the evaluation waits this long before its next question: a reader's
+# follow-up often comes soon, and an evaluation question that has begun cannot stop before the
+# model has read its prompt (a second or two on two cores).
+QUIET_AFTER_CHAT_S = 3.0
 HEARTBEAT_S = 120.0  # a job whose page has not asked for its progress this long is stopped
 
 
@@ -125,7 +129,7 @@ class Evaluations:
                     if time.monotonic() - job.last_seen > HEARTBEAT_S:
                         job.cancel("its page stopped asking for progress")
                     job.paused = self.gate.chat_busy
-                    if not self.gate.wait_idle(job.stop):
+                    if not self.gate.wait_idle(job.stop, quiet=QUIET_AFTER_CHAT_S):
                         break
                     job.paused = False
                     begun = time.monotonic()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from contextlib import contextmanager
 
 
@@ -27,6 +28,7 @@ class ModelGate:
         self._cond = threading.Condition()
         self._line: list[int] = []  # tickets of chat questions, the one running first
         self._tickets = itertools.count(1)
+        self._last_left = float("-inf")  # when the last chat question finished
 
     # -- chat questions
 
@@ -50,6 +52,7 @@ class ModelGate:
         with self._cond:
             if ticket in self._line:
                 self._line.remove(ticket)
+            self._last_left = time.monotonic()
             self._cond.notify_all()
 
     @contextmanager
@@ -74,10 +77,11 @@ class ModelGate:
         """Chat questions in line, the running one included."""
         return len(self._line)
 
-    def wait_idle(self, stop: threading.Event | None = None, poll: float = 0.2) -> bool:
-        """Block until no chat question runs or waits; False if `stop` was set meanwhile."""
+    def wait_idle(self, stop: threading.Event | None = None, poll: float = 0.2, quiet: float = 0.0) -> bool:
+        """Block until no chat question runs or waits, and none has finished for `quiet`
+        seconds; False if `stop` was set meanwhile."""
         with self._cond:
-            while self._line:
+            while self._line or time.monotonic() - self._last_left < quiet:
                 if stop is not None and stop.is_set():
                     return False
                 self._cond.wait(poll)

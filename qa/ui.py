@@ -1,9 +1,11 @@
 """The web chat (Gradio): ask, see each claim's paragraph, add documents, run evaluations.
 
 This is the only module that imports gradio. `create_app(service)` builds the Blocks;
-`launch()` starts it, bound to 127.0.0.1 unless told otherwise, with a queue that serialises
-generation (one model, two cores) and bounds the waiting line. Library errors become short
-messages in the page; tracebacks never reach it.
+`launch()` starts it, bound to 127.0.0.1 unless told otherwise. Chat questions take turns on
+the one model through `ModelGate` (qa/gate.py), which lets a waiting question say its place in
+line in the chat; evaluations are background jobs (qa/background.py) that yield the model to
+every chat question. Library errors become short messages in the page; tracebacks never
+reach it. Only checked sentences are ever rendered (the model's draft never reaches the page).
 
 API endpoints (used by tests and scripts through gradio_client): /ask (question, history
 JSON) -> answer JSON, /search, /upload, /documents.
@@ -46,7 +48,7 @@ EXAMPLES = [
 ]
 WHAT_YOU_CAN_ASK = ("Ask what these documents say: who said or did what, numbers, dates, reasons. "
                     "Each answer cites its paragraphs; when the documents do not say, the answer says so.")
-CHAT_HEIGHT = 300  # px: with the header, the documents, the box and the examples, one 1280×800 screen
+CHAT_HEIGHT = 280  # px: with the header, the documents, the box and the examples, one 1280×800 screen (20 px spare)
 CSS = """
 .qa-status {font-size: 0.9em}
 #overview, #status {margin: 0}
@@ -104,11 +106,8 @@ HEAD = """<script>
     if (!chat) return;
     fixUploadNames();
     const mine = chat.querySelectorAll('[data-testid="user"]');
-    if (mine.length > users) {
-      pinned = mine[mine.length - 1];
-      const top = pinned.getBoundingClientRect().top;
-      if (top < 0 || top > window.innerHeight - 160) window.scrollBy(0, top - 8);
-    }
+    const fresh = mine.length > users;
+    if (fresh) pinned = mine[mine.length - 1];
     users = mine.length;
     if (pinned && pinned.isConnected) {
       const box = scroller(pinned);
@@ -116,6 +115,9 @@ HEAD = """<script>
         const want = box.scrollTop + pinned.getBoundingClientRect().top - box.getBoundingClientRect().top - 4;
         if (Math.abs(box.scrollTop - want) > 2) box.scrollTop = want;
       }
+      // Then the page itself, when the question is off screen (a phone).
+      const top = pinned.getBoundingClientRect().top;
+      if (top < 0 || top > window.innerHeight - 160) window.scrollBy(0, top - 8);
     }
   };
   const unpin = () => { pinned = null; };
@@ -609,7 +611,12 @@ class ChatApp:
         if job.state == "failed":
             return f"✗ The evaluation stopped: {_escape(job.error)}", None, ""
         if job.state == "cancelled":
-            return "", None, ""
+            if not job.results:
+                return "", None, ""
+            from .evaluate import summarise
+
+            return (f"Figures for the {len(job.results)} questions done before it stopped:\n\n"
+                    + metrics_table(summarise(job.results)), None, "")
         failed = failures(job.results)
         rows = "\n".join(f"- **{r.item.id}** {why}: {_escape(r.item.question)} → "
                          f"{_escape(r.answer.text if r.answer else '')}" for r, why in failed) or "None."

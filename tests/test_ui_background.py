@@ -3,6 +3,7 @@
 import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +11,7 @@ from qa.answer import Answer, AnswerSettings, Citation, Passage
 from qa.gate import ModelGate, Preempted, Preempting
 from qa.service import Service
 
-from .conftest import SEED, FakeEmbedder, ScriptedGenerator
+from .conftest import REPO, SEED, FakeEmbedder, ScriptedGenerator
 
 ui = pytest.importorskip("qa.ui")
 
@@ -195,3 +196,38 @@ def test_the_gate_lets_as_many_generate_as_the_backend_allows():
     assert gate.ahead(third) == 1
     gate.leave(first)
     assert gate.wait_turn(third, 0) and gate.ahead(third) == 0
+
+
+def test_background_work_waits_a_quiet_moment_after_a_chat_question():
+    gate = ModelGate()
+    gate.leave(gate.enter())
+    began = time.monotonic()
+    assert gate.wait_idle(quiet=0.3)
+    assert time.monotonic() - began >= 0.29
+    stop = threading.Event()
+    stop.set()
+    gate.leave(gate.enter())
+    assert not gate.wait_idle(stop, quiet=5)  # a cancel does not wait for the quiet
+
+
+def test_every_symbol_the_page_uses_has_a_glyph_in_debians_fonts():
+    """✓ ⚠ ✗ ● and the rest must not render as empty boxes (⧗ did, with DejaVu)."""
+    fonts = pytest.importorskip("fontTools.ttLib")
+    path = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    if not path.exists():
+        pytest.skip("fonts-dejavu-core is not installed")
+    covered = set(fonts.TTFont(path).getBestCmap())
+    source = (REPO / "qa/ui.py").read_text(encoding="utf-8")
+    missing = sorted({ch for ch in source if ord(ch) > 127 and ord(ch) not in covered})
+    assert missing == [], missing
+
+
+def test_a_cancelled_evaluation_still_shows_the_figures_of_the_questions_done(slow_app, tmp_path):
+    job, _ = slow_app._start(str(_testset(tmp_path, 40)), "s1")
+    while job.done < 2:
+        time.sleep(0.05)
+    job.cancel()
+    job.thread.join(5)
+    table, plot, _ = slow_app._results(job)
+    assert f"Figures for the {job.done} questions done before it stopped" in table and "| Key facts |" in table
+    assert plot is None

@@ -147,16 +147,22 @@ def test_a_queued_question_says_so_in_place_with_its_position(browser, url):
 def test_phone_keeps_the_new_answers_first_line_in_view(browser, url):
     page = _open(browser, url, 390, 844)
     for _ in range(2):  # the second answer is the one that would scroll out of view
-        page.fill("#question textarea", QUESTION)
-        page.click("#ask")
+        if _ == 0:
+            page.fill("#question textarea", QUESTION)
+            page.click("#ask")
+        else:  # an example, tapped below the box: the page is scrolled to its end
+            page.get_by_role("button", name=QUESTION).click()
         page.wait_for_function("(n) => document.querySelector('#chat').innerText.split('Sources (').length > n",
                                arg=_ + 1, timeout=30_000)
     page.wait_for_timeout(500)
     top = page.evaluate("""() => {
         const bots = document.querySelectorAll('#chat .message-row.bot-row, #chat [data-testid="bot"]');
         const last = bots[bots.length - 1].getBoundingClientRect();
+        const users = document.querySelectorAll('#chat [data-testid="user"]');
         const chat = document.querySelector('#chat').getBoundingClientRect();
-        return {top: last.top, chatTop: chat.top, chatBottom: chat.bottom, height: innerHeight}; }""")
+        return {top: last.top, question: users[users.length - 1].getBoundingClientRect().top,
+                chatTop: chat.top, chatBottom: chat.bottom, height: innerHeight}; }""")
+    assert top["question"] >= 0, top  # and the question it answers, above it
     # The answer's first line is on screen, inside the chat's visible part.
     assert 0 <= top["top"] and top["top"] + 20 <= min(top["height"], top["chatBottom"]), top
     assert top["top"] >= top["chatTop"] - 1, top
@@ -176,3 +182,52 @@ def test_evaluation_shows_progress_and_cancel_stops_it_within_5_s(browser, url):
                            timeout=5_000)
     assert time.monotonic() - began < 5
     page.close()
+
+
+def test_closing_the_page_stops_its_evaluation(browser, url):
+    first = _open(browser, url)
+    first.get_by_role("tab", name="Evaluate").click()
+    first.click("#run-eval")
+    first.wait_for_function("() => document.querySelector('#eval-progress').innerText.includes('Evaluating')",
+                            timeout=30_000)
+    first.close()
+    second = _open(browser, url)
+    second.get_by_role("tab", name="Evaluate").click()
+    deadline = time.monotonic() + 60
+    while True:  # the server notices the closed page within Gradio's heartbeat
+        second.click("#run-eval")
+        second.wait_for_function("() => /Evaluating|another visitor/.test(document.querySelector('#eval-progress')"
+                                 ".innerText)", timeout=10_000)
+        shown = second.inner_text("#eval-progress")
+        if "Evaluating" in shown:
+            break
+        assert "another visitor's evaluation is running" in shown
+        assert time.monotonic() < deadline, "the closed page's evaluation kept running"
+        time.sleep(2)
+    second.click("#cancel-eval")
+    second.wait_for_function("() => document.querySelector('#eval-progress').innerText.includes('stopped after')",
+                             timeout=5_000)
+    second.close()
+
+
+def test_a_docx_upload_gives_one_message_and_no_stuck_percentage(browser, url):
+    page = _open(browser, url)
+    page.evaluate("""() => { window.seen = []; window.live = [];
+        new MutationObserver(() => { window.seen.push(document.body.innerText);
+            document.querySelectorAll('[aria-live], [role=status]').forEach(e => window.live.push(e.innerText)); })
+        .observe(document.body, {childList: true, subtree: true, characterData: true}); }""")
+    page.get_by_role("tab", name="Documents").click()
+    page.set_input_files("input[type=file]", str(REPO / "testsets/layout/apache-2.0.docx"))
+    page.wait_for_timeout(1000)
+    page.click("#add")
+    page.wait_for_function("() => document.querySelector('#upload-result').innerText.trim().length > 0",
+                           timeout=60_000)
+    page.wait_for_timeout(1000)
+    assert page.inner_text("#upload-result").strip() == "✓ Added apache-2-0.docx. Ask about it in the chat."
+    assert page.locator(".toast-body").count() == 0  # no second message in a toast
+    seen, live = page.evaluate("() => window.seen"), page.evaluate("() => window.live")
+    assert not any("0%" in text for text in seen)
+    assert not any("common." in text for text in seen + live)
+    assert "apache-2-0.docx" in page.inner_text("#overview")  # the new document is named at the top
+    page.close()
+
