@@ -82,6 +82,23 @@ class _GivenVectors:
         return rows
 
 
+def _zipf_texts(n: int, seed: int = 0, vocabulary: int = 50_000) -> list[str]:
+    """Paragraphs of 40-90 pseudo-words drawn with Zipf's law from a large vocabulary, as real
+    text is: a 40-word vocabulary (`_synthetic_texts`) puts every query word in almost every
+    paragraph and makes BM25 far slower than on any real collection."""
+    rng = np.random.default_rng(seed)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    words = ["".join(letters[rng.integers(0, 26, rng.integers(4, 10))]) for _ in range(vocabulary)]
+    weights = 1.0 / np.arange(1, vocabulary + 1)
+    lengths = rng.integers(40, 91, n)
+    drawn = rng.choice(vocabulary, size=int(lengths.sum()), p=weights / weights.sum())
+    texts, start = [], 0
+    for length in lengths:
+        texts.append(" ".join(words[i] for i in drawn[start:start + length]) + ".")
+        start += length
+    return texts
+
+
 def _clustered_vectors(n: int, dimension: int, rng) -> np.ndarray:
     # Topics: one centre per 100 paragraphs, each paragraph its centre plus noise of about
     # the centre's own length, so neighbours are near but not duplicates.
@@ -112,7 +129,7 @@ def bench_retrieval(sizes=(1_000, 10_000, 100_000), queries: int = 200, dimensio
     for size in sizes:
         rng = np.random.default_rng(size)
         vectors = _clustered_vectors(size, dimension, rng)
-        texts = _synthetic_texts(size, seed=size)
+        texts = _zipf_texts(size, seed=size)
         paragraphs = [Paragraph(f"s#{i}", "s.txt", f"¶{i}", i, "", t) for i, t in enumerate(texts)]
         document = Document(Path("s.txt"), "s", "0" * 64, paragraphs)
         picked = rng.integers(0, size, queries)
@@ -143,10 +160,22 @@ def bench_retrieval(sizes=(1_000, 10_000, 100_000), queries: int = 200, dimensio
             _, truth = exact.search(query_vectors, 10)
             _, found = index.faiss_index.search(query_vectors, 50)
             recall = float(np.mean([len(set(f[:10]) & set(t)) / 10 for f, t in zip(found, truth)]))
+            sweep = {}
+            if index.manifest["faiss"]["type"] == "hnsw":  # what other efSearch values would give
+                for ef in (64, 128, 256, 512, 1024):
+                    index.faiss_index.hnsw.efSearch = ef
+                    spent = []
+                    for vector in query_vectors:
+                        started = time.perf_counter()
+                        _, ids = index.faiss_index.search(vector.reshape(1, -1), 50)
+                        spent.append(time.perf_counter() - started)
+                    _, found = index.faiss_index.search(query_vectors, 50)
+                    sweep[ef] = (float(np.mean([len(set(f[:10]) & set(t)) / 10 for f, t in zip(found, truth)])),
+                                 1000 * statistics.median(spent))
             rows.append({"paragraphs": size, "faiss": index.manifest["faiss"]["type"], "build_s": build_s,
                          "load_s": load_s, "median_ms": 1000 * statistics.median(times),
                          "p95_ms": 1000 * _percentile(times, 0.95), "recall_at_10": recall,
-                         "rss_mb": loaded_mb, "disk_mb": disk_mb})
+                         "rss_mb": loaded_mb, "disk_mb": disk_mb, "ef_sweep": sweep})
             del index, exact
     return rows
 
@@ -158,6 +187,10 @@ def print_retrieval(rows: list[dict]) -> None:
     for r in rows:
         print(f"| {r['paragraphs']:,} | {r['faiss']} | {r['build_s']:.1f} | {r['load_s']:.2f} | {r['median_ms']:.2f} | "
               f"{r['p95_ms']:.2f} | {r['recall_at_10']:.3f} | {r['rss_mb']:.0f} | {r['disk_mb']:.0f} |", flush=True)
+    for r in rows:
+        if r.get("ef_sweep"):
+            print(f"\nHNSW at {r['paragraphs']:,}: efSearch → recall@10, dense search p50: " + ", ".join(
+                f"{ef} → {recall:.3f}, {ms:.2f} ms" for ef, (recall, ms) in r["ef_sweep"].items()), flush=True)
 
 
 def bench_answers(service, limit: int = 12, repeats: int = 3) -> dict:

@@ -76,9 +76,13 @@ FUSIONS = ("weighted", "rrf")
 APPROXIMATE_FROM = 50_000
 HNSW_M = 32  # links per paragraph: 32 keeps recall at 0.99 for 256 bytes per paragraph
 HNSW_EF_CONSTRUCTION = 40  # faiss's default
-# Candidates examined per query (at least the 50 the search asks for). Measured at 100,000
-# clustered vectors: 64 gives recall@10 0.92, 128 gives 0.99 in 0.5 ms, 256 0.998 in 1.1 ms.
+# Candidates examined per query (at least the 50 the search asks for). Measured (qa.bench
+# retrieval, clustered vectors) at 100,000: 64 gives recall@10 0.94, 128 0.98 in 0.5 ms, 256
+# 0.995 in 1.1 ms. A larger graph needs a wider search: at 1,000,000, 128 gives only 0.66,
+# 512 gives 0.90 in 4 ms (1024: 0.91 in 8 ms, so the graph itself is the limit there).
 HNSW_EF_SEARCH = 128
+HNSW_LARGE_FROM = 300_000  # between the sizes measured: 128 still 0.98 at 100,000
+HNSW_EF_SEARCH_LARGE = 512
 MODES = ("dense", "lexical", "hybrid")
 
 
@@ -245,7 +249,8 @@ def _faiss_spec(count: int) -> dict:
     """The manifest entry of the FAISS index for `count` paragraphs."""
     if count < APPROXIMATE_FROM:
         return {"type": "flat"}
-    return {"type": "hnsw", "m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "ef_search": HNSW_EF_SEARCH}
+    ef_search = HNSW_EF_SEARCH if count < HNSW_LARGE_FROM else HNSW_EF_SEARCH_LARGE
+    return {"type": "hnsw", "m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "ef_search": ef_search}
 
 
 def make_faiss_index(vectors: np.ndarray):

@@ -184,3 +184,9 @@ def test_the_retrieval_bench_runs_and_measures_recall(monkeypatch, capsys):
     assert all(r["load_s"] > 0 and r["median_ms"] > 0 and r["disk_mb"] > 0 for r in (small, large))
     bench.print_retrieval([small, large])
     assert "| 400 | hnsw |" in capsys.readouterr().out
+
+
+def test_a_larger_graph_is_searched_wider():
+    assert store._faiss_spec(store.HNSW_LARGE_FROM - 1)["ef_search"] == store.HNSW_EF_SEARCH
+    assert store._faiss_spec(store.HNSW_LARGE_FROM)["ef_search"] == store.HNSW_EF_SEARCH_LARGE > store.HNSW_EF_SEARCH
+    assert store._faiss_spec(store.APPROXIMATE_FROM - 1) == {"type": "flat"}
