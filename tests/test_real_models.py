@@ -170,10 +170,10 @@ def test_cli_ask_and_batch(cli_index, tmp_path):
     assert result.returncode == 1, result.stderr  # one line failed: the batch goes on, the exit says so
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["id"] for r in rows] == [1, "b", "c"]
-    fields = {"id", "question", "answer", "abstained", "citations", "passages", "seconds"}
+    fields = {"id", "question", "answer", "abstained", "citations", "passages", "seconds", "reason", "timings", "trace"}
     assert set(rows[0]) == fields and set(rows[1]) == fields
     assert "France" in rows[0]["answer"] and rows[0]["citations"][0]["label"] == "¶11"
-    assert set(rows[0]["citations"][0]) == {"id", "label", "text"}
+    assert set(rows[0]["citations"][0]) == {"id", "label", "document", "page", "text"}
     assert set(rows[0]["passages"][0]) == {"id", "label", "text", "score"}
     assert rows[2] == {"id": "c", "line": 3, "error": "the question is empty"}
     assert "[3/3]" in result.stderr  # progress on stderr, not stdout
