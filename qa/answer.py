@@ -12,7 +12,6 @@ this module with fakes in milliseconds.
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -21,7 +20,6 @@ from typing import Iterator, Protocol
 import numpy as np
 
 from . import grounding, limits, pipeline, verify
-from .errors import QuestionError
 from .pipeline import MODEL_REFUSAL, NOT_IN_DOCUMENT, CitedInParts, Quote, VerifiedSentence  # noqa: F401 (API)
 from .policy import Policy
 from .documents import document_names

@@ -485,7 +485,7 @@ def write_report(folder: Path, results: list[Result], summary: dict, config_name
         for r in results:
             handle.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
     (folder / "summary.json").write_text(json.dumps(summary, indent=2))
-    lines = [f"# Evaluation report", "", f"Test set: `{testset}` — {summary['questions']} questions "
+    lines = ["# Evaluation report", "", f"Test set: `{testset}` — {summary['questions']} questions "
              f"({summary['answerable']} answerable, {summary['unanswerable']} unanswerable); "
              f"configuration: {config_name}.", "", summary_table({config_name: summary}), ""]
     failed = failures(results)

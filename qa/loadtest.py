@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import ipaddress
-import statistics
 import sys
 import threading
 import time

@@ -28,10 +28,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator
 
 from . import grounding, lexicon
-from .verify import Context, verify
 
 if TYPE_CHECKING:  # the Answerer passes itself in; no import cycle at run time
-    from .answer import Answer, Answerer, Passage
+    from .answer import Answer, Answerer
 
 NOT_IN_DOCUMENT = "The document does not say."
 MODEL_REFUSAL = "NOT IN DOCUMENT"
@@ -562,7 +561,3 @@ def _without_echoed_label(claim: str, question_stems: set[str]) -> str:
 
 def _is_complete(sentence: str) -> bool:
     return grounding.strip_markers(sentence).rstrip("\"')] ").endswith((".", "!", "?", "…"))
-
-
-def context_of(a: "Answerer") -> Context:
-    return Context(a.idf, a.vocabulary, a.names)

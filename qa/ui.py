@@ -413,8 +413,8 @@ class ChatApp:
             while not self.gate.wait_turn(ticket, WAIT_POLL_S):
                 yield show(waiting_message(self.gate.ahead(ticket)))
             if not self.service.generator_loaded:
-                yield show(f'<small><span class="qa-spinner" aria-hidden="true"></span>'
-                           f"Loading the model first (only once)…</small>")
+                yield show('<small><span class="qa-spinner" aria-hidden="true"></span>'
+                           "Loading the model first (only once)…</small>")
             answerer = self.service.answerer()
             # Only checked text is ever rendered: the model's draft stays off the page, and
             # each sentence appears once it has passed verification against the document.

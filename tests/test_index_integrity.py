@@ -3,7 +3,6 @@ one line on stderr, no traceback); a build killed at any stage leaves the old in
 and the next build leaves no debris."""
 
 import json
-import os
 import subprocess
 import sys
 import textwrap

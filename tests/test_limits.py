@@ -8,7 +8,6 @@ import pytest
 from qa import cli
 from qa.errors import QuestionError
 from qa.limits import Limits, check_question, trim_history
-from qa.service import Service
 
 from .conftest import FakeEmbedder, NoModels
 

@@ -1,11 +1,10 @@
 """Each stage of the answer pipeline alone, on hand-made states, and the verifier's meaning checks."""
 
-from pathlib import Path
 
 import pytest
 
 from qa import grounding, pipeline
-from qa.answer import Answerer, AnswerSettings, Passage
+from qa.answer import Answerer, AnswerSettings
 from qa.policy import DEFAULT_POLICY, Policy
 from qa.verify import Context, negations, polarity_conflict, verify
 

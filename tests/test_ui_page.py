@@ -76,7 +76,7 @@ def _fully_visible(page, selector: str) -> bool:
 
 def _axe(page) -> list:
     if not AXE.exists():
-        pytest.skip(f"axe-core not installed: (cd tests/.axe && npm install axe-core)")
+        pytest.skip("axe-core not installed: (cd tests/.axe && npm install axe-core)")
     page.add_script_tag(path=str(AXE))
     violations = page.evaluate("async () => (await axe.run(document)).violations.map(v => ({id: v.id, "
                                "impact: v.impact, nodes: v.nodes.map(n => n.target.join(' ') + ': ' + n.failureSummary)}))")
