@@ -142,6 +142,8 @@ def test_pdf_pages_are_read_and_a_split_paragraph_joined(tmp_path):
     ("latin.txt", "caf\xe9 na\xefve r\xe9sum\xe9 ".encode("latin-1") * 5, "UTF-8"),
     ("sheet.xlsx", b"PK\x03\x04", "unsupported"),
     ("broken.pdf", b"%PDF-1.4 this is not really a pdf", "PDF"),
+    ("broken.docx", b"PK\x03\x04 not really a zip", "not a readable Word document"),
+    ("broken.html", b"\x00\x01\x02binary", "binary"),
 ])
 def test_bad_documents_give_one_clear_error(tmp_path, name, content, message):
     path = tmp_path / name
