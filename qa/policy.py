@@ -40,7 +40,6 @@ class Policy:
     min_support: float = 0.5  # share of a claim's content words (rarer weigh more) its evidence must contain
     support_window: int = 2  # consecutive sentences a claim may draw on: wider windows let names drift
     on_target: int = 3  # a claim must rest on one of the question's best-ranked sentences
-    check_polarity: bool = True  # a claim and its clause must agree on negation (a meaning check, not a switch for tests)
 
     # ---------------------------------------------------------------- composing
     min_fallback: float = 0.8  # sentence score a quoted fallback needs: below it, decline rather than quote

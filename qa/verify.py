@@ -128,8 +128,7 @@ def verify(claim: str, passage: str, question: str = "", context: Context = Cont
         return Verdict(False, 0.0, "numbers not in the passage: " + ", ".join(sorted(numbers)), tuple(sorted(numbers)))
     if support.overlap < policy.min_support:
         return Verdict(False, support.overlap, f"only {support.overlap:.0%} of its words are in the passage")
-    if policy.check_polarity:
-        conflict = polarity_conflict(claim, passage, context.idf)
-        if conflict:
-            return Verdict(False, 0.0, f"negation differs from the passage: {conflict!r}")
+    conflict = polarity_conflict(claim, passage, context.idf)
+    if conflict:
+        return Verdict(False, 0.0, f"negation differs from the passage: {conflict!r}")
     return Verdict(True, support.overlap)
