@@ -225,10 +225,21 @@ def ndcg_at(retrieved: list[str], gold: set[str], k: int = 10) -> float:
 
 
 def key_fact_hit(answer: str, facts) -> bool:
+    """Every fact has one of its "|"-alternatives in the answer, as whole words: "no" is not
+    found in "notice" or "know", "30" not in "300"."""
     if not facts:
         return False
     lower = answer.lower()
-    return all(any(alt.strip().lower() in lower for alt in fact.split("|")) for fact in facts)
+
+    def found(alternative: str) -> bool:
+        alternative = alternative.strip().lower()
+        if not alternative:
+            return False
+        start = r"(?<!\w)" if alternative[0].isalnum() else ""
+        end = r"(?!\w)" if alternative[-1].isalnum() else ""
+        return re.search(start + re.escape(alternative) + end, lower) is not None
+
+    return all(any(found(alt) for alt in fact.split("|")) for fact in facts)
 
 
 def _normalise(text: str) -> list[str]:
@@ -358,7 +369,8 @@ def score(result: Result, answerer: Answerer) -> dict:
     cited = [c.id for c in a.citations]
     scores["abstained"] = a.abstained
     if item.answerable:
-        scores["key_facts"] = key_fact_hit(a.text, item.key_facts) if item.key_facts else None
+        # A decline carries no facts ("The document does not say." contains "not").
+        scores["key_facts"] = (key_fact_hit(a.text, item.key_facts) and not a.abstained) if item.key_facts else None
         scores["token_f1"] = token_f1("" if a.abstained else a.text, item.answer)
         scores["cites_gold"] = bool(set(cited) & gold)
         scores["citation_precision"] = (sum(c in gold for c in cited) / len(cited)) if cited else None

@@ -198,6 +198,31 @@ def asks_several_things(question: str) -> bool:
     return bool(_SEVERAL.search(question))
 
 
+_YES_NO_OPENERS = lexicon.words("yes_no_openers")
+_CONDITIONS = lexicon.words("conditions")
+
+
+def asks_yes_no(question: str) -> bool:
+    """Is the question answered by a yes or a no ("Can I sublicense it?", "We ship a build.
+    Do we have to hand out the source?", "If I paste MPL code into a file, does it count?")?
+
+    The question's last sentence decides, after a leading condition clause ("If ..., ");
+    a question that also asks who, when or how many ("..., and how much can I charge?")
+    asks for more than a yes or a no.
+    """
+    if expected_answer(question) is not None:
+        return False
+    last = [s for s in re.split(r"(?<=[.?!])\s+", question.strip()) if s.strip()]
+    if not last:
+        return False
+    tokens = re.findall(r"[a-z']+|,", last[-1].lower())
+    while tokens and tokens[0] in ("and", "but", "so", "then", "also", "ok", "okay", "well", ","):
+        tokens.pop(0)
+    if tokens and tokens[0] in _CONDITIONS and "," in tokens:
+        tokens = tokens[tokens.index(",") + 1:]
+    return bool(tokens) and tokens[0] in _YES_NO_OPENERS
+
+
 def gives_expected_answer(text: str, question: str, names: frozenset[str] | None = None) -> bool:
     """Does the text contain the kind of thing the question asks for, beyond the question?
 

@@ -365,7 +365,7 @@ class Release:
             return "the draft does not answer the question"
         ranked = self.state.ranked
         if all(self.drifted(c) for c in self.pending):
-            if ranked[0][0] < self.a.policy.min_fallback:
+            if ranked[0][0] < self._fallback_bar():
                 return "the draft answered from a far weaker sentence"
             best_quote = self.a.quote(ranked[0][1], ranked[0][3])
             if grounding.gives_expected_answer(best_quote, self.state.question, self.a.names):
@@ -382,12 +382,16 @@ class Release:
             if ranked[0][0] - score >= policy.drift_margin:
                 break
             quote = self.a.quote(passage, sentence)
-            close = score >= policy.min_fallback or self.a.referenced(self.state.question)
+            close = score >= self._fallback_bar() or self.a.referenced(self.state.question)
             if close and grounding.gives_expected_answer(quote, self.state.question, self.a.names):
                 best = Claim(quote, [passage], n, 1.0)
                 self.shown = [best]
                 return self._done(self._second_part([best]), f"{why}; quoted the passage instead", first=True)
         return [], self._decline(why)
+
+    def _fallback_bar(self) -> float:
+        policy = self.a.policy
+        return policy.min_yes_no_fallback if grounding.asks_yes_no(self.state.question) else policy.min_fallback
 
     def _second_part(self, kept: list[Claim]) -> list[Claim]:
         """A two-part question usually needs two paragraphs and the model tends to answer one:

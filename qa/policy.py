@@ -43,6 +43,11 @@ class Policy:
 
     # ---------------------------------------------------------------- composing
     min_fallback: float = 0.8  # sentence score a quoted fallback needs: below it, decline rather than quote
+    # ... for a yes/no question ("Can I sublicense it?"). The 0.5B model's own yes or no is a
+    # coin toss, so the sentence that decides it is the answer; such a question presupposes
+    # its topic (its names are checked before generation), and users word it in their own
+    # terms, so the sentence that answers it is rarely as close as a restated fact.
+    min_yes_no_fallback: float = 0.5
     drift_margin: float = 0.25  # best sentence this far above the draft's own: quote the best instead
     restatement: float = 0.6  # share of a sentence a claim rewrites before the sentence itself is quoted
     full_restatement: float = 0.85  # ... unless it rewrites this much: nothing was left out, keep its words

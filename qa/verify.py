@@ -65,15 +65,26 @@ def _units(claim: str) -> list[str]:
     """The claim's clauses, each short one joined to its neighbour until it has two content
     words: "is not controlled by" alone says too little to be matched to a clause."""
     units: list[str] = []
-    for part in clauses(claim):
-        if units and len(grounding.content_stems(units[-1])) < 2:
-            units[-1] += ", " + part
-        else:
-            units.append(part)
-    if len(units) > 1 and len(grounding.content_stems(units[-1])) < 2:
-        last = units.pop()
-        units[-1] += ", " + last
+    # Sentence by sentence: the passage's clauses are matched within its sentences, so a unit
+    # must not run across two ("... has no more output! avail_out is zero").
+    for sentence in grounding.split_sentences(claim) or [claim]:
+        mine: list[str] = []
+        for part in clauses(sentence):
+            if mine and len(_stems(mine[-1])) < 2:
+                mine[-1] += ", " + part
+            else:
+                mine.append(part)
+        if len(mine) > 1 and len(_stems(mine[-1])) < 2:
+            last = mine.pop()
+            mine[-1] += ", " + last
+        units += mine
     return units
+
+
+def _stems(text: str) -> set[str]:
+    """Content stems with hyphenated words taken apart: "no-charge" and "some-charge" share
+    "charge", so the clause that holds the "no" is found for the one that dropped it."""
+    return grounding.content_stems(text.replace("-", " "))
 
 
 def polarity_conflict(claim: str, passage: str, idf: dict | None = None) -> str:
@@ -87,14 +98,14 @@ def polarity_conflict(claim: str, passage: str, idf: dict | None = None) -> str:
     windows = []  # runs of one to three adjacent clauses of one sentence
     for sentence in grounding.split_sentences(passage) or [passage]:
         parts = clauses(sentence)
-        stems = [grounding.content_stems(c) for c in parts]
+        stems = [_stems(c) for c in parts]
         for start in range(len(parts)):
             for end in range(start + 1, min(start + 3, len(parts)) + 1):
                 windows.append((", ".join(parts[start:end]), set().union(*stems[start:end])))
     if not windows:
         return ""
     for part in _units(claim):
-        wanted = grounding.content_stems(part)
+        wanted = _stems(part)
         if not wanted:
             continue
         best_share, best_text = 0.0, ""

@@ -54,6 +54,12 @@ def test_key_facts_and_alternatives():
     assert not key_fact_hit("France led it.", ["France", "Mexico"])
     assert key_fact_hit("Seventy-three States spoke.", ["73|seventy-three"])
     assert not key_fact_hit("", ["France"])
+    # Whole words: a "no" is not in "notice", a 30 not in 300.
+    assert not key_fact_hit("Keep the notice.", ["no|not"])
+    assert key_fact_hit("No, you may not.", ["no|not"])
+    assert not key_fact_hit("It costs 300 euros.", ["30"])
+    assert key_fact_hit("Within 30 days [5.1].", ["30 days"])
+    assert key_fact_hit("See http://mozilla.org/MPL/2.0/ for a copy.", ["http://mozilla.org/MPL/2.0/"])
 
 
 def test_token_f1_including_empty_answers():
@@ -133,3 +139,16 @@ def test_replayed_drafts_give_the_same_answers_as_the_run_that_wrote_them(tmp_pa
     assert replayed.text == live.text == "France and Mexico led the initiative on veto restraint [¶11]."
     with pytest.raises(TestSetError, match="no recorded draft"):
         Answerer(seed_index, ReplayedDrafts({}), settings).ask(question)
+
+
+def test_a_decline_carries_no_key_facts(seed_index):
+    """"The document does not say." contains "not": it must not score a "not|no" fact."""
+    from qa.answer import Answer, Answerer
+    from qa.evaluate import Result, TestItem, score
+
+    from .conftest import ScriptedGenerator
+
+    item = TestItem("q1", "May I remove the notices?", ("seed#1",), "No.", key_facts=("not|no",))
+    declined = Answer(item.question, "The document does not say.", True, [], [], {}, "nothing close")
+    scores = score(Result(item, [], declined), Answerer(seed_index, ScriptedGenerator("")))
+    assert scores["key_facts"] is False

@@ -101,6 +101,43 @@ def test_negations_are_counted_per_clause():
                              "Licences granted by You shall survive termination, but no new licence is granted.") == ""
 
 
+def test_a_hyphenated_negation_is_matched_to_the_clause_that_holds_it():
+    passage = "Each Contributor grants You a perpetual, worldwide, non-exclusive, no-charge, royalty-free licence."
+    assert polarity_conflict(passage.replace("no-charge", "some-charge"), passage)
+    assert not polarity_conflict(passage, passage)
+
+
+def test_a_claim_is_matched_to_the_passage_sentence_by_sentence():
+    passage = "Suppose deflate() has no more output, but filled the buffer! avail_out is zero, and we can tell."
+    assert polarity_conflict(passage.replace("has no more", "has some more"), passage)
+
+
+@pytest.mark.parametrize("question,yes_no", [
+    ("Can I sublicense GPL code to my customers?", True),
+    ("We ship a compiled build. Do we have to hand out the source too?", True),
+    ("If I paste MPL code into a new file, does that file count as a Modification?", True),
+    ("And if they add a restriction, am I stuck with it?", True),
+    ("Can I sell copies, and how much can I charge for the source?", False),  # asks how much too
+    ("Which countries led the initiative?", False),
+    ("When do my patent licenses end?", False),
+])
+def test_yes_no_questions_are_known_by_their_last_sentence(question, yes_no):
+    assert grounding.asks_yes_no(question) is yes_no
+
+
+def test_a_yes_no_question_with_only_a_restated_draft_gets_the_deciding_sentence(seed_index):
+    """The model's "No, you cannot ..." is a coin toss and restates the question: the closest
+    sentence of the passages answers instead, at the lower yes/no bar."""
+    question = "Did the participants stress that prevention is a primary responsibility of States?"
+    draft = "No, the participants did not stress that prevention is a primary responsibility of States."
+    strict = Answerer(seed_index, ScriptedGenerator(draft), Policy(min_dense=0.05, min_yes_no_fallback=5.0))
+    assert strict.ask(question).abstained  # (no sentence could reach that bar)
+    answer = Answerer(seed_index, ScriptedGenerator(draft), Policy(min_dense=0.05)).ask(question)
+    assert not answer.abstained and answer.quoted
+    assert "prevent" in answer.text.lower() and answer.citations
+    assert not answer.text.lower().startswith("no")  # the model's coin toss is not shown
+
+
 def test_who_questions_accept_roles_and_when_questions_accept_conditions():
     assert grounding.gives_expected_answer("The Secretary-General spoke first.", "Who spoke first?")
     assert grounding.gives_expected_answer("They end if You initiate patent litigation.", "When do my patent licenses end?")
