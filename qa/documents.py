@@ -41,6 +41,8 @@ from pathlib import Path
 
 from . import formats
 from .errors import DocumentError
+from .labels import RECIPIENTS_SECTION, label_units
+from .labels import Unit as _Unit
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".pdf", ".docx", ".html", ".htm")
 # The longest paragraph kept whole. The bundled document's longest is 237 words; a longer
@@ -60,7 +62,6 @@ _CLOSING = re.compile(
     r"|(?:with\s+)?(?:best|kind|warm|warmest)\s+regards|regards)\s*,?$"
     r"|assurances?\s+of\s+my\s+(?:highest|high|most\s+distinguished)\s+consideration",
     re.IGNORECASE)
-RECIPIENTS_SECTION = "Recipients"
 _ADDRESS_WORDS = 40  # an address block is short; a longer block is body text
 
 
@@ -191,9 +192,6 @@ _TITLE_WORDS = re.compile(r"\b(?:version|revised|revision|edition|release[sd]?|w
                           r"|\bcopyright\s+(?:©|\(c\)|\d{4})"
                           r"|\bv\d|©|\(c\)", re.IGNORECASE)
 _SENTENCE_BREAK = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"”')\]]))\s+(?=[A-Z0-9\"“(\[])")
-_LABEL_SECTION_CHARS = 32  # a section name in a label is cut to this (a citation marker holds 40)
-_TERM_CHARS = 30
-_MAX_LABEL = 38  # a citation marker holds 40 characters (qa/grounding.py), and "(2)" may follow
 _CENTRED = 10  # a line indented this far is centred (a title), not the term of an entry
 
 
@@ -501,22 +499,6 @@ def _heading_text(text: str) -> str:
     return _flat(_strip_markdown(text)).strip("*_ ")
 
 
-def _section_name(heading: str) -> str:
-    """A heading as a label shows it: without its number, short, no commas or "and"
-    (a citation marker is split at those)."""
-    name = re.sub(r"^(?:§\s*)?\d{1,3}(?:\.\d{1,3})*[.)]?\s+", "", heading).strip(" .:")
-    name = re.sub(r"\s*,\s*", " ", name).replace('"', "").replace("“", "").replace("”", "")
-    name = re.sub(r"\band\b", "&", name)
-    return _shorten(name, _LABEL_SECTION_CHARS)
-
-
-def _shorten(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    cut = text[:limit + 1].rsplit(" ", 1)[0] if " " in text[:limit + 1] else text[:limit]
-    return cut.rstrip(" -–—:;,.")
-
-
 def _documents_numbering(blocks: list[_Block]) -> bool:
     """Does the document number its paragraphs (1., 2., 3. ... through the document, as the
     bundled summary does), rather than only some lists? Then every numbered block is ¶N and
@@ -527,21 +509,6 @@ def _documents_numbering(blocks: list[_Block]) -> bool:
     lengths = sorted(len(_flat(b.text).split()) for b in blocks if b.kind == "numbered")
     increasing = all(b > a for a, b in zip(numbers, numbers[1:]))
     return increasing and lengths[len(lengths) // 2] >= 12
-
-
-@dataclass
-class _Unit:
-    text: str
-    kind: str
-    number: int | None
-    marker: str
-    term: str
-    section: str
-    leaf: str  # the nearest heading, for labels
-    context: str  # the nearest number: a numbered heading's or clause's, "¶4"
-    context_from_heading: bool
-    page: int | None
-    entry: str = ""  # the entry label a continuation paragraph belongs to
 
 
 def split_paragraphs(text: str, document: str, doc_id: str,
@@ -714,7 +681,7 @@ def split_paragraphs(text: str, document: str, doc_id: str,
         else:
             flush_pending()
 
-    labels = _labels(units, numbered_doc)
+    labels = label_units(units, numbered_doc)
     paragraphs: list[Paragraph] = []
     seen_labels: set[str] = set()
     seen_slugs: set[str] = set()
@@ -732,88 +699,6 @@ def split_paragraphs(text: str, document: str, doc_id: str,
                 id=f"{doc_id}#{_slug(name)}", document=document, label=name, number=unit.number,
                 section=unit.section, text=piece, page=unit.page))
     return paragraphs
-
-
-def _labels(units: list[_Unit], numbered_doc: bool) -> list[str]:
-    """The label of each unit (the scheme is in the module docstring and the README)."""
-    labels: list[str] = []
-    counts: dict[tuple, int] = {}
-    members: dict[tuple, list[int]] = {}
-    seen_number = False
-    last_number = ""
-    titles = 0
-    for i, u in enumerate(units):
-        section = _section_name(u.leaf) if u.leaf else ""
-        if u.kind == "title":
-            titles += 1
-            labels.append("title" if titles == 1 else f"title {titles}")
-            continue
-        if u.kind == "numbered":
-            seen_number, last_number = True, f"¶{u.number}"
-            labels.append(f"¶{u.number}")
-            continue
-        if u.kind == "clause":
-            labels.append(u.marker)
-            counts[("ctx", u.marker)] = 1
-            continue
-        if u.kind == "item":
-            where = u.context or (f"{section} " if section else "")
-            labels.append(f"{where}({u.marker})")
-            continue
-        if u.kind == "listnum":
-            where = u.context or section or ("" if u.page is None else f"p. {u.page}")
-            labels.append(f"{where} item {u.marker}".strip())
-            continue
-        if u.kind in ("definition",) or (u.kind == "entry"):
-            term = _shorten(_flat(u.term), _TERM_CHARS)
-            term = f"“{term}”" if u.kind == "definition" else term
-            room = _MAX_LABEL - len(term) - 2  # the section is cut to leave the term whole
-            fits = room >= 8 and (len(section) <= room or " " in section[:room + 1])
-            section = _shorten(section, room) if fits else ""  # never half a word
-            labels.append(f"{section}: {term}" if section else term)
-            continue
-        if u.kind == "entrypart":
-            key = ("entry", u.section, u.entry)
-            counts[key] = counts.get(key, 1) + 1
-            term = _shorten(_flat(u.entry), _TERM_CHARS)
-            labels.append(f"{section}: {term} ¶{counts[key]}" if section else f"{term} ¶{counts[key]}")
-            continue
-        # A paragraph without its own number: its position.
-        if u.section == RECIPIENTS_SECTION or (numbered_doc and not seen_number):
-            prefix = "intro" if numbered_doc and not seen_number else ""
-            key = ("intro",) if prefix else ("doc",)
-            counts[key] = counts.get(key, 0) + 1
-            labels.append(f"{prefix} {counts[key]}" if prefix else f"¶{counts[key]}")
-            continue
-        if u.context.startswith("¶"):  # after a numbered paragraph of a numbered document
-            key = ("after", u.context)
-            base = f"after {u.context}"
-        elif u.context:
-            key = ("ctx", u.context)
-            base = u.context
-        elif section:
-            key = ("section", u.section, u.leaf)
-            base = section
-        elif u.page is not None:
-            key = ("page", u.page)
-            base = f"p. {u.page}"
-        elif numbered_doc:
-            key = ("after", last_number)
-            base = f"after {last_number}"
-        else:
-            key = ("doc",)
-            base = ""
-        counts[key] = counts.get(key, 0) + 1
-        members.setdefault(key, []).append(i)
-        labels.append(f"{base} ¶{counts[key]}".strip())
-    for key, indices in members.items():
-        if key[0] == "after" and len(indices) == 1:
-            labels[indices[0]] = f"after {key[1]}"
-    # Under a numbered heading with a single paragraph, that paragraph is the number itself ("2.2").
-    for key, indices in members.items():
-        if key[0] == "ctx" and len(indices) == 1 and counts[key] == 1 and units[indices[0]].context_from_heading:
-            labels[indices[0]] = key[1]
-    return labels
 
 
 def _cap(text: str) -> list[str]:
