@@ -440,6 +440,7 @@ def _classify(block: _Block, next_block: _Block | None) -> None:
         return
     if _looks_like_heading(block, next_block):
         block.kind = "heading"
+        _number_heading(block)
     elif len(_flat(text).split()) < _FRAGMENT_WORDS:
         block.kind = "fragment"
 
@@ -458,10 +459,25 @@ def _is_entry(lines: list[str]) -> bool:
     return all(len(line) - len(line.lstrip()) > indent for line in filled[1:])
 
 
+# A heading that designates a part of the document by a word and a number or letter:
+# "Exhibit A - Source Code Form License Notice", "Chapter 9. Keeping your system up-to-date",
+# "Appendix B", "Schedule 2: Fees", "Part IV". That designation is how a reader cites the part
+# (and what the document's cross-references say: "the notice described in Exhibit A"), so it
+# is the heading's number. A lone capital letter needs punctuation or the end of the heading
+# after it, since "Appendix A Guide to ..." may be the article "A".
+_DESIGNATION = re.compile(
+    r"^(?P<num>(?i:appendix|annex|exhibit|schedule|attachment|chapter|part|article|section)\s+"
+    r"(?:(?:\d{1,3}(?:\.\d{1,3})*|[IVXLC]{1,6})(?=[.:)]?\s|[.:)]?$|\s*[-–—])|[A-Z](?=[.:)]\s|[.:)]?$|\s+[-–—]\s)))")
+
+
 def _number_heading(block: _Block) -> None:
     match = _CLAUSE.match(block.text) or _CLAUSE_SECT.match(block.text)
     if match:
         block.marker = ("§ " if block.text.startswith("§") else "") + match.group("num").rstrip(".)")
+        return
+    designation = _DESIGNATION.match(_heading_text(block.text))
+    if designation:
+        block.marker = re.sub(r"\s+", " ", designation.group("num"))
 
 
 def _mark_sign_off(blocks: list[_Block]) -> None:
@@ -661,7 +677,8 @@ def split_paragraphs(text: str, document: str, doc_id: str,
             # "2. Grant ..." after the heading "1. Definitions.": a number at the heading's
             # depth ends that heading's section.
             number = block.marker if block.kind == "clause" else str(block.number)
-            if number.count(".") == context.count(".") and not context.startswith("§"):
+            if number.count(".") == context.count(".") and re.fullmatch(r"[\d.]+", context):
+                # (not under "§ 4" or "Appendix B": their numbers are of another series)
                 if stack and stack[-1][1] == leaf and not plain:
                     stack.pop()
                 elif plain == leaf:

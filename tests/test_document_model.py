@@ -154,3 +154,19 @@ def test_layout_check_meets_its_floors():
         assert row["match"] >= MATCH_FLOOR and not row["running_left"], row
     gpl = json.loads((LAYOUT_DIR / "gpl-3.0.pdf.expected.jsonl").read_text().splitlines()[0])
     assert gpl["running"]  # the PDF's running header is checked, not just listed
+
+
+def test_a_designated_part_is_cited_by_its_designation():
+    text = ("Exhibit A - Source Code Form License Notice\n-------------------------------------------\n\n"
+            "  This Source Code Form is subject to the terms of the licence.\n\n"
+            "You may add additional accurate notices of copyright ownership.\n\n"
+            "Exhibit B - \"Incompatible\" Notice\n---------------------------------\n\n"
+            "  This Source Code Form is incompatible with the secondary licences.\n")
+    assert [label for label, _ in labels(text)] == ["Exhibit A ¶1", "Exhibit A ¶2", "Exhibit B"]
+    markdown = "# Chapter 9. Keeping up to date\n\nOne goal is a consistent set of packages for everyone.\n"
+    assert labels(markdown, "faq.md")[0][0] == "Chapter 9"
+
+
+def test_a_capital_letter_after_appendix_may_be_an_article():
+    text = "# Appendix A Guide to Tools\n\nThe tools are listed here with what each of them does.\n"
+    assert labels(text, "a.md")[0][0] == "Appendix A Guide to Tools ¶1"
