@@ -41,7 +41,7 @@ from pathlib import Path
 
 from . import formats
 from .errors import DocumentError
-from .labels import RECIPIENTS_SECTION, label_units
+from .labels import RECIPIENTS_SECTION, fit, label_units
 from .labels import Unit as _Unit
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".pdf", ".docx", ".html", ".htm")
@@ -698,17 +698,17 @@ def split_paragraphs(text: str, document: str, doc_id: str,
         else:
             flush_pending()
 
-    labels = label_units(units, numbered_doc)
+    pieces = [_cap(unit.text if unit.kind == "code" else _flat(_strip_markdown(unit.text))) for unit in units]
+    labels = label_units(units, numbered_doc, [len(p) for p in pieces])
     paragraphs: list[Paragraph] = []
     seen_labels: set[str] = set()
     seen_slugs: set[str] = set()
-    for unit, label in zip(units, labels):
-        text = unit.text if unit.kind == "code" else _flat(_strip_markdown(unit.text))
-        for part, piece in enumerate(_cap(text), 1):
+    for unit, label, unit_pieces in zip(units, labels, pieces):
+        for part, piece in enumerate(unit_pieces, 1):
             name = label if part == 1 else f"{label} part {part}"
             base, suffix = name, 2
             while name in seen_labels or _slug(name) in seen_slugs:  # a document that numbers twice
-                name = f"{base} ({suffix})"
+                name = fit(f"{base} ({suffix})")
                 suffix += 1
             seen_labels.add(name)
             seen_slugs.add(_slug(name))
