@@ -507,6 +507,19 @@ def _mark_sign_off(blocks: list[_Block]) -> None:
             b.kind = "recipients"
 
 
+_LIST_KINDS = ("bullet", "item", "listnum", "code")
+
+
+def _mark_lead_ins(blocks: list[_Block]) -> None:
+    """A short line that ends with a colon right before a list or an example ("Included tools
+    are:", "Run this:") introduces all of it, not its first item: it is a paragraph of its own,
+    as a longer lead-in already is, instead of a fragment joined to the first item. So the
+    items keep the count a reader sees (the lead-in, then one paragraph per item)."""
+    for block, following in zip(blocks, blocks[1:]):
+        if block.kind == "fragment" and _flat(block.text).endswith(":") and following.kind in _LIST_KINDS:
+            block.kind = "body"
+
+
 def _heading_text(text: str) -> str:
     text = _MD_HEADING.sub("", text)
     match = _BOLD_LINE.match(text)
@@ -549,6 +562,7 @@ def split_paragraphs(text: str, document: str, doc_id: str,
                 b.kind, b.marker, b.number = "listnum", str(b.number), None
 
     _mark_sign_off(blocks)
+    _mark_lead_ins(blocks)
 
     # Fragments right before a heading belong to the heading run (e.g. a place and date line
     # under a title); others are joined to the paragraph that follows them.
@@ -659,8 +673,10 @@ def split_paragraphs(text: str, document: str, doc_id: str,
             pending_indent = max(pending_indent, block.indent)
             pending.append(flat)
             continue
-        if pending and pending_indent > block.indent:
-            flush_pending()  # short lines set deeper than the text after them (an example) stand alone
+        if pending and (pending_indent > block.indent or block.kind == "code"):
+            # Short lines set deeper than the text after them (an example) stand alone; so do
+            # those before a code block, which keeps its own text verbatim.
+            flush_pending()
         if block.kind == "bullet" and len(flat.split()) < _FRAGMENT_WORDS and bullet_run and units and not pending:
             units[-1].text += "; " + flat  # a list of short items is one paragraph
             continue

@@ -214,3 +214,19 @@ def test_labels_leave_room_for_parts_and_repeats():
     assert found == ["How to Apply These Terms to ¶1", "How to Apply These Terms to ¶1 part 2"]
     assert fit("How to Apply These Terms to Your New ¶12 (2)") == "How to Apply These Terms to Your ¶12 (2)"
     assert fit("¶3") == "¶3"
+
+
+def test_a_lead_in_line_before_a_list_is_a_paragraph_of_its_own():
+    text = ("# APT\n\nIncluded tools are:\n\n* **apt-get** for retrieval of packages from the archive\n"
+            "* **apt-cache** for querying available information about packages\n")
+    assert labels(text, "r.md") == [("APT ¶1", "Included tools are:"), ("APT ¶2", "apt-get for retrieval of packa"),
+                                    ("APT ¶3", "apt-cache for querying availab")]
+    dated = "12 March 2024\n\nThe committee met in the main hall and agreed on the budget for next year.\n"
+    assert len(labels(dated)) == 1  # a short line that leads into no list still joins what follows
+
+
+def test_short_lines_before_a_code_block_are_kept():
+    text = ("# Build\n\nThe build needs a compiler and about two gigabytes of free disk space.\n\n"
+            "Run this:\n\n```\nmake all\n```\n\nThen\n\n```\nmake install\n```\n")
+    found = [text for _, text in labels(text, "b.md")]
+    assert "Run this:" in found and "Then" in found  # once dropped: a code block keeps only its own text
