@@ -37,6 +37,7 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 from pathlib import Path
 
 from . import formats
@@ -515,7 +516,7 @@ def _mark_lead_ins(blocks: list[_Block]) -> None:
     are:", "Run this:") introduces all of it, not its first item: it is a paragraph of its own,
     as a longer lead-in already is, instead of a fragment joined to the first item. So the
     items keep the count a reader sees (the lead-in, then one paragraph per item)."""
-    for block, following in zip(blocks, blocks[1:]):
+    for block, following in pairwise(blocks):
         if block.kind == "fragment" and _flat(block.text).endswith(":") and following.kind in _LIST_KINDS:
             block.kind = "body"
 
