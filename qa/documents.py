@@ -8,18 +8,21 @@ item). The rules, in the order they apply:
 
 * Headings (Markdown "#" with their level, setext underlines, a framed or centred line, a bold
   line, a line in capitals, a short title line before body text, "2.1. Grants") are not
-  paragraphs: they become the section (a path where levels are known). A heading run with a
+  paragraphs: they become the section (a path where levels are known). A heading's number is
+  its clause number or the part it designates ("Exhibit A", "Chapter 9"). A heading run with a
   version, revision, author or copyright line is the title block: a paragraph labelled "title".
 * The document's own numbering is the label: "¶12" when the document numbers its paragraphs
   (1., 2., 3. counting up; unnumbered ones before the first are "intro 1"...), clause numbers
-  ("1.1", "§ 4"), items under them ("2.3(b)"), defined terms ('Definitions: “Licensor”'),
-  entries of a definition list ("OPTIONS: -k --keep"). Other paragraphs are counted under
+  ("1.1", "§ 4"), items under them ("2.3(b)"), defined terms in a section of definitions
+  ('Definitions: “Licensor”'), entries of a definition list ("OPTIONS: -k --keep"); the rules
+  that name a paragraph are in `qa.labels`. Other paragraphs are counted under
   their heading ("Usage ¶2", "5 ¶2"; a numbered heading's only paragraph is the number itself),
   by page in a PDF without headings ("p. 3 ¶2"), else in the document ("¶2").
 * A block that starts in lower case or with closing punctuation, or follows an unclosed
   parenthesis or a page break mid-sentence, continues the paragraph before it.
 * Very short blocks that are not headings (a date, "Excellency,", a name) are joined to the
-  paragraph that follows them, unless they are set deeper than it (an example).
+  paragraph that follows them, unless they are set deeper than it (an example) or lead into a
+  list or a code block ("Included tools are:"): then they are a paragraph of their own.
 * A letter's sign-off: after the complimentary close, the signer's name belongs to the
   signature, and the address block after the name is a paragraph of its own, in a section
   named "Recipients".
