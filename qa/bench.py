@@ -12,7 +12,8 @@
    the model's `generate` directly on the very same prompt. With `--llm-url URL` the same
    questions go to an OpenAI-compatible server instead (no direct baseline there).
    `python -m qa.loadtest` simulates many chat users against `qa serve` (bounded, loopback).
-4. `python -m qa.bench documents`: the document-layout check (qa/layout_check.py).
+4. `python -m qa.bench documents [--misses]`: the document-layout check (qa/layout_check.py): the
+   shipped expected files, then the blind annotation; `--misses` lists each disagreement.
 5. `python -m qa.bench polarity`: true sentences of every shipped document, falsified
    (polarity turned, a number or a name swapped), must be rejected by the verifier
    (qa/polarity_check.py).
@@ -243,7 +244,7 @@ def main(argv=None) -> int:
     if argv[:1] == ["documents"]:  # the document-layout check: no models needed
         from .layout_check import run
 
-        return run()
+        return run(misses="--misses" in argv)
     if argv[:1] == ["retrieval"]:  # the index at scale: no models needed
         parser = argparse.ArgumentParser(prog="python -m qa.bench retrieval")
         parser.add_argument("--sizes", default="1000,10000,100000")

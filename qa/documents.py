@@ -8,18 +8,21 @@ item). The rules, in the order they apply:
 
 * Headings (Markdown "#" with their level, setext underlines, a framed or centred line, a bold
   line, a line in capitals, a short title line before body text, "2.1. Grants") are not
-  paragraphs: they become the section (a path where levels are known). A heading run with a
+  paragraphs: they become the section (a path where levels are known). A heading's number is
+  its clause number or the part it designates ("Exhibit A", "Chapter 9"). A heading run with a
   version, revision, author or copyright line is the title block: a paragraph labelled "title".
 * The document's own numbering is the label: "¶12" when the document numbers its paragraphs
   (1., 2., 3. counting up; unnumbered ones before the first are "intro 1"...), clause numbers
-  ("1.1", "§ 4"), items under them ("2.3(b)"), defined terms ('Definitions: “Licensor”'),
-  entries of a definition list ("OPTIONS: -k --keep"). Other paragraphs are counted under
+  ("1.1", "§ 4"), items under them ("2.3(b)"), defined terms in a section of definitions
+  ('Definitions: “Licensor”'), entries of a definition list ("OPTIONS: -k --keep"); the rules
+  that name a paragraph are in `qa.labels`. Other paragraphs are counted under
   their heading ("Usage ¶2", "5 ¶2"; a numbered heading's only paragraph is the number itself),
   by page in a PDF without headings ("p. 3 ¶2"), else in the document ("¶2").
 * A block that starts in lower case or with closing punctuation, or follows an unclosed
   parenthesis or a page break mid-sentence, continues the paragraph before it.
 * Very short blocks that are not headings (a date, "Excellency,", a name) are joined to the
-  paragraph that follows them, unless they are set deeper than it (an example).
+  paragraph that follows them, unless they are set deeper than it (an example) or lead into a
+  list or a code block ("Included tools are:"): then they are a paragraph of their own.
 * A letter's sign-off: after the complimentary close, the signer's name belongs to the
   signature, and the address block after the name is a paragraph of its own, in a section
   named "Recipients".
@@ -37,10 +40,13 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 from pathlib import Path
 
 from . import formats
 from .errors import DocumentError
+from .labels import RECIPIENTS_SECTION, fit, label_units
+from .labels import Unit as _Unit
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".pdf", ".docx", ".html", ".htm")
 # The longest paragraph kept whole. The bundled document's longest is 237 words; a longer
@@ -60,7 +66,6 @@ _CLOSING = re.compile(
     r"|(?:with\s+)?(?:best|kind|warm|warmest)\s+regards|regards)\s*,?$"
     r"|assurances?\s+of\s+my\s+(?:highest|high|most\s+distinguished)\s+consideration",
     re.IGNORECASE)
-RECIPIENTS_SECTION = "Recipients"
 _ADDRESS_WORDS = 40  # an address block is short; a longer block is body text
 
 
@@ -191,9 +196,6 @@ _TITLE_WORDS = re.compile(r"\b(?:version|revised|revision|edition|release[sd]?|w
                           r"|\bcopyright\s+(?:©|\(c\)|\d{4})"
                           r"|\bv\d|©|\(c\)", re.IGNORECASE)
 _SENTENCE_BREAK = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"”')\]]))\s+(?=[A-Z0-9\"“(\[])")
-_LABEL_SECTION_CHARS = 32  # a section name in a label is cut to this (a citation marker holds 40)
-_TERM_CHARS = 30
-_MAX_LABEL = 38  # a citation marker holds 40 characters (qa/grounding.py), and "(2)" may follow
 _CENTRED = 10  # a line indented this far is centred (a title), not the term of an entry
 
 
@@ -442,6 +444,7 @@ def _classify(block: _Block, next_block: _Block | None) -> None:
         return
     if _looks_like_heading(block, next_block):
         block.kind = "heading"
+        _number_heading(block)
     elif len(_flat(text).split()) < _FRAGMENT_WORDS:
         block.kind = "fragment"
 
@@ -460,10 +463,25 @@ def _is_entry(lines: list[str]) -> bool:
     return all(len(line) - len(line.lstrip()) > indent for line in filled[1:])
 
 
+# A heading that designates a part of the document by a word and a number or letter:
+# "Exhibit A - Source Code Form License Notice", "Chapter 9. Keeping your system up-to-date",
+# "Appendix B", "Schedule 2: Fees", "Part IV". That designation is how a reader cites the part
+# (and what the document's cross-references say: "the notice described in Exhibit A"), so it
+# is the heading's number. A lone capital letter needs punctuation or the end of the heading
+# after it, since "Appendix A Guide to ..." may be the article "A".
+_DESIGNATION = re.compile(
+    r"^(?P<num>(?i:appendix|annex|exhibit|schedule|attachment|chapter|part|article|section)\s+"
+    r"(?:(?:\d{1,3}(?:\.\d{1,3})*|[IVXLC]{1,6})(?=[.:)]?\s|[.:)]?$|\s*[-–—])|[A-Z](?=[.:)]\s|[.:)]?$|\s+[-–—]\s)))")
+
+
 def _number_heading(block: _Block) -> None:
     match = _CLAUSE.match(block.text) or _CLAUSE_SECT.match(block.text)
     if match:
         block.marker = ("§ " if block.text.startswith("§") else "") + match.group("num").rstrip(".)")
+        return
+    designation = _DESIGNATION.match(_heading_text(block.text))
+    if designation:
+        block.marker = re.sub(r"\s+", " ", designation.group("num"))
 
 
 def _mark_sign_off(blocks: list[_Block]) -> None:
@@ -493,28 +511,25 @@ def _mark_sign_off(blocks: list[_Block]) -> None:
             b.kind = "recipients"
 
 
+_LIST_KINDS = ("bullet", "item", "listnum", "code")
+
+
+def _mark_lead_ins(blocks: list[_Block]) -> None:
+    """A short line that ends with a colon right before a list or an example ("Included tools
+    are:", "Run this:") introduces all of it, not its first item: it is a paragraph of its own,
+    as a longer lead-in already is, instead of a fragment joined to the first item. So the
+    items keep the count a reader sees (the lead-in, then one paragraph per item)."""
+    for block, following in pairwise(blocks):
+        if block.kind == "fragment" and _flat(block.text).endswith(":") and following.kind in _LIST_KINDS:
+            block.kind = "body"
+
+
 def _heading_text(text: str) -> str:
     text = _MD_HEADING.sub("", text)
     match = _BOLD_LINE.match(text)
     if match:
         text = match.group(2)
     return _flat(_strip_markdown(text)).strip("*_ ")
-
-
-def _section_name(heading: str) -> str:
-    """A heading as a label shows it: without its number, short, no commas or "and"
-    (a citation marker is split at those)."""
-    name = re.sub(r"^(?:§\s*)?\d{1,3}(?:\.\d{1,3})*[.)]?\s+", "", heading).strip(" .:")
-    name = re.sub(r"\s*,\s*", " ", name).replace('"', "").replace("“", "").replace("”", "")
-    name = re.sub(r"\band\b", "&", name)
-    return _shorten(name, _LABEL_SECTION_CHARS)
-
-
-def _shorten(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    cut = text[:limit + 1].rsplit(" ", 1)[0] if " " in text[:limit + 1] else text[:limit]
-    return cut.rstrip(" -–—:;,.")
 
 
 def _documents_numbering(blocks: list[_Block]) -> bool:
@@ -527,21 +542,6 @@ def _documents_numbering(blocks: list[_Block]) -> bool:
     lengths = sorted(len(_flat(b.text).split()) for b in blocks if b.kind == "numbered")
     increasing = all(b > a for a, b in zip(numbers, numbers[1:]))
     return increasing and lengths[len(lengths) // 2] >= 12
-
-
-@dataclass
-class _Unit:
-    text: str
-    kind: str
-    number: int | None
-    marker: str
-    term: str
-    section: str
-    leaf: str  # the nearest heading, for labels
-    context: str  # the nearest number: a numbered heading's or clause's, "¶4"
-    context_from_heading: bool
-    page: int | None
-    entry: str = ""  # the entry label a continuation paragraph belongs to
 
 
 def split_paragraphs(text: str, document: str, doc_id: str,
@@ -566,6 +566,7 @@ def split_paragraphs(text: str, document: str, doc_id: str,
                 b.kind, b.marker, b.number = "listnum", str(b.number), None
 
     _mark_sign_off(blocks)
+    _mark_lead_ins(blocks)
 
     # Fragments right before a heading belong to the heading run (e.g. a place and date line
     # under a title); others are joined to the paragraph that follows them.
@@ -676,8 +677,10 @@ def split_paragraphs(text: str, document: str, doc_id: str,
             pending_indent = max(pending_indent, block.indent)
             pending.append(flat)
             continue
-        if pending and pending_indent > block.indent:
-            flush_pending()  # short lines set deeper than the text after them (an example) stand alone
+        if pending and (pending_indent > block.indent or block.kind == "code"):
+            # Short lines set deeper than the text after them (an example) stand alone; so do
+            # those before a code block, which keeps its own text verbatim.
+            flush_pending()
         if block.kind == "bullet" and len(flat.split()) < _FRAGMENT_WORDS and bullet_run and units and not pending:
             units[-1].text += "; " + flat  # a list of short items is one paragraph
             continue
@@ -694,7 +697,8 @@ def split_paragraphs(text: str, document: str, doc_id: str,
             # "2. Grant ..." after the heading "1. Definitions.": a number at the heading's
             # depth ends that heading's section.
             number = block.marker if block.kind == "clause" else str(block.number)
-            if number.count(".") == context.count(".") and not context.startswith("§"):
+            if number.count(".") == context.count(".") and re.fullmatch(r"[\d.]+", context):
+                # (not under "§ 4" or "Appendix B": their numbers are of another series)
                 if stack and stack[-1][1] == leaf and not plain:
                     stack.pop()
                 elif plain == leaf:
@@ -714,17 +718,17 @@ def split_paragraphs(text: str, document: str, doc_id: str,
         else:
             flush_pending()
 
-    labels = _labels(units, numbered_doc)
+    pieces = [_cap(unit.text if unit.kind == "code" else _flat(_strip_markdown(unit.text))) for unit in units]
+    labels = label_units(units, numbered_doc, [len(p) for p in pieces])
     paragraphs: list[Paragraph] = []
     seen_labels: set[str] = set()
     seen_slugs: set[str] = set()
-    for unit, label in zip(units, labels):
-        text = unit.text if unit.kind == "code" else _flat(_strip_markdown(unit.text))
-        for part, piece in enumerate(_cap(text), 1):
+    for unit, label, unit_pieces in zip(units, labels, pieces):
+        for part, piece in enumerate(unit_pieces, 1):
             name = label if part == 1 else f"{label} part {part}"
             base, suffix = name, 2
             while name in seen_labels or _slug(name) in seen_slugs:  # a document that numbers twice
-                name = f"{base} ({suffix})"
+                name = fit(f"{base} ({suffix})")
                 suffix += 1
             seen_labels.add(name)
             seen_slugs.add(_slug(name))
@@ -732,88 +736,6 @@ def split_paragraphs(text: str, document: str, doc_id: str,
                 id=f"{doc_id}#{_slug(name)}", document=document, label=name, number=unit.number,
                 section=unit.section, text=piece, page=unit.page))
     return paragraphs
-
-
-def _labels(units: list[_Unit], numbered_doc: bool) -> list[str]:
-    """The label of each unit (the scheme is in the module docstring and the README)."""
-    labels: list[str] = []
-    counts: dict[tuple, int] = {}
-    members: dict[tuple, list[int]] = {}
-    seen_number = False
-    last_number = ""
-    titles = 0
-    for i, u in enumerate(units):
-        section = _section_name(u.leaf) if u.leaf else ""
-        if u.kind == "title":
-            titles += 1
-            labels.append("title" if titles == 1 else f"title {titles}")
-            continue
-        if u.kind == "numbered":
-            seen_number, last_number = True, f"¶{u.number}"
-            labels.append(f"¶{u.number}")
-            continue
-        if u.kind == "clause":
-            labels.append(u.marker)
-            counts[("ctx", u.marker)] = 1
-            continue
-        if u.kind == "item":
-            where = u.context or (f"{section} " if section else "")
-            labels.append(f"{where}({u.marker})")
-            continue
-        if u.kind == "listnum":
-            where = u.context or section or ("" if u.page is None else f"p. {u.page}")
-            labels.append(f"{where} item {u.marker}".strip())
-            continue
-        if u.kind in ("definition",) or (u.kind == "entry"):
-            term = _shorten(_flat(u.term), _TERM_CHARS)
-            term = f"“{term}”" if u.kind == "definition" else term
-            room = _MAX_LABEL - len(term) - 2  # the section is cut to leave the term whole
-            fits = room >= 8 and (len(section) <= room or " " in section[:room + 1])
-            section = _shorten(section, room) if fits else ""  # never half a word
-            labels.append(f"{section}: {term}" if section else term)
-            continue
-        if u.kind == "entrypart":
-            key = ("entry", u.section, u.entry)
-            counts[key] = counts.get(key, 1) + 1
-            term = _shorten(_flat(u.entry), _TERM_CHARS)
-            labels.append(f"{section}: {term} ¶{counts[key]}" if section else f"{term} ¶{counts[key]}")
-            continue
-        # A paragraph without its own number: its position.
-        if u.section == RECIPIENTS_SECTION or (numbered_doc and not seen_number):
-            prefix = "intro" if numbered_doc and not seen_number else ""
-            key = ("intro",) if prefix else ("doc",)
-            counts[key] = counts.get(key, 0) + 1
-            labels.append(f"{prefix} {counts[key]}" if prefix else f"¶{counts[key]}")
-            continue
-        if u.context.startswith("¶"):  # after a numbered paragraph of a numbered document
-            key = ("after", u.context)
-            base = f"after {u.context}"
-        elif u.context:
-            key = ("ctx", u.context)
-            base = u.context
-        elif section:
-            key = ("section", u.section, u.leaf)
-            base = section
-        elif u.page is not None:
-            key = ("page", u.page)
-            base = f"p. {u.page}"
-        elif numbered_doc:
-            key = ("after", last_number)
-            base = f"after {last_number}"
-        else:
-            key = ("doc",)
-            base = ""
-        counts[key] = counts.get(key, 0) + 1
-        members.setdefault(key, []).append(i)
-        labels.append(f"{base} ¶{counts[key]}".strip())
-    for key, indices in members.items():
-        if key[0] == "after" and len(indices) == 1:
-            labels[indices[0]] = f"after {key[1]}"
-    # Under a numbered heading with a single paragraph, that paragraph is the number itself ("2.2").
-    for key, indices in members.items():
-        if key[0] == "ctx" and len(indices) == 1 and counts[key] == 1 and units[indices[0]].context_from_heading:
-            labels[indices[0]] = key[1]
-    return labels
 
 
 def _cap(text: str) -> list[str]:

@@ -154,3 +154,92 @@ def test_layout_check_meets_its_floors():
         assert row["match"] >= MATCH_FLOOR and not row["running_left"], row
     gpl = json.loads((LAYOUT_DIR / "gpl-3.0.pdf.expected.jsonl").read_text().splitlines()[0])
     assert gpl["running"]  # the PDF's running header is checked, not just listed
+
+
+def test_a_designated_part_is_cited_by_its_designation():
+    text = ("Exhibit A - Source Code Form License Notice\n-------------------------------------------\n\n"
+            "  This Source Code Form is subject to the terms of the licence.\n\n"
+            "You may add additional accurate notices of copyright ownership.\n\n"
+            "Exhibit B - \"Incompatible\" Notice\n---------------------------------\n\n"
+            "  This Source Code Form is incompatible with the secondary licences.\n")
+    assert [label for label, _ in labels(text)] == ["Exhibit A ¶1", "Exhibit A ¶2", "Exhibit B"]
+    markdown = "# Chapter 9. Keeping up to date\n\nOne goal is a consistent set of packages for everyone.\n"
+    assert labels(markdown, "faq.md")[0][0] == "Chapter 9"
+
+
+def test_a_capital_letter_after_appendix_may_be_an_article():
+    text = "# Appendix A Guide to Tools\n\nThe tools are listed here with what each of them does.\n"
+    assert labels(text, "a.md")[0][0] == "Appendix A Guide to Tools ¶1"
+
+
+def test_a_definition_outside_a_definitions_section_is_counted_by_position():
+    text = ("1. Source Code.\n\nThe \"source code\" for a work means the form preferred for changing it.\n\n"
+            "A \"Standard Interface\" means an interface that is an official standard.\n\n"
+            "The Corresponding Source need not include anything users can regenerate.\n")
+    assert [label for label, _ in labels(text)] == ["1 ¶1", "1 ¶2", "1 ¶3"]  # ¶3 is the third one printed
+
+
+def test_in_a_definitions_section_a_quoted_term_names_its_paragraph():
+    text = ("0. Definitions.\n\n\"This License\" refers to version 3 of the licence.\n\n"
+            "An interactive user interface displays \"Appropriate Legal Notices\" to the extent that it "
+            "includes a convenient feature. It shows a notice.\n")
+    assert [label for label, _ in labels(text)] == ["Definitions: “This License”",
+                                                    "Definitions: “Appropriate Legal Notices”"]
+
+
+def test_a_glossary_without_a_telling_heading_is_named_by_its_terms_and_a_lone_definition_is_not():
+    glossary = ("# Words\n\n\"Widget\" means a small part of the machine.\n\n"
+                "\"Gadget\" means a larger part that holds widgets.\n")
+    assert [label for label, _ in labels(glossary, "g.md")] == ["Words: “Widget”", "Words: “Gadget”"]
+    note = ("The plant opens at eight and closes at six on weekdays.\n\n"
+            "\"Shift\" means the hours one worker is on duty in a day.\n")
+    assert [label for label, _ in labels(note)] == ["¶1", "¶2"]
+
+
+def test_a_long_heading_keeps_the_words_its_longest_label_leaves():
+    heading = "How to Apply These Terms to Your New Programs"
+    text = f"## {heading}\n\n" + "".join(f"Paragraph number {n} explains one more step of the procedure here.\n\n"
+                                      for n in range(1, 13))
+    found = [label for label, _ in labels(text, "apply.md")]
+    assert found[0] == "How to Apply These Terms to Your New ¶1" and found[-1] == "How to Apply These Terms to Your New ¶12"
+    assert all(len(label) <= 40 for label in found)
+
+
+def test_labels_leave_room_for_parts_and_repeats():
+    from qa.labels import fit
+
+    sentence = "This sentence has exactly ten words in it for counting. "
+    text = "## How to Apply These Terms to Your New Programs\n\n" + sentence * 40 + "\n"
+    found = [label for label, _ in labels(text, "apply.md")]
+    assert found == ["How to Apply These Terms to ¶1", "How to Apply These Terms to ¶1 part 2"]
+    assert fit("How to Apply These Terms to Your New ¶12 (2)") == "How to Apply These Terms to Your ¶12 (2)"
+    assert fit("¶3") == "¶3"
+
+
+def test_a_lead_in_line_before_a_list_is_a_paragraph_of_its_own():
+    text = ("# APT\n\nIncluded tools are:\n\n* **apt-get** for retrieval of packages from the archive\n"
+            "* **apt-cache** for querying available information about packages\n")
+    assert labels(text, "r.md") == [("APT ¶1", "Included tools are:"), ("APT ¶2", "apt-get for retrieval of packa"),
+                                    ("APT ¶3", "apt-cache for querying availab")]
+    dated = "12 March 2024\n\nThe committee met in the main hall and agreed on the budget for next year.\n"
+    assert len(labels(dated)) == 1  # a short line that leads into no list still joins what follows
+
+
+def test_short_lines_before_a_code_block_are_kept():
+    text = ("# Build\n\nThe build needs a compiler and about two gigabytes of free disk space.\n\n"
+            "Run this:\n\n```\nmake all\n```\n\nThen\n\n```\nmake install\n```\n")
+    found = [text for _, text in labels(text, "b.md")]
+    assert "Run this:" in found and "Then" in found  # once dropped: a code block keeps only its own text
+
+
+def test_the_blind_annotation_agrees_but_where_the_readme_says_why_not():
+    from qa.layout_check import MATCH_FLOOR, _letters, blind_rows
+
+    assert _letters("1.1. \"Contributor\" means") == _letters("“Contributor” means") == "contributormeans"
+    rows = {row["document"]: row for row in blind_rows()}
+    assert set(rows) == {"mpl-2.0.txt", "gpl-3.0.pdf", "apt-README.md"}
+    for name, row in rows.items():
+        if name == "apt-README.md":  # a sentence is never cut around its example (README)
+            assert all(expected.startswith("Coding ¶") for expected, _, _ in row["misses"]), row["misses"]
+        else:
+            assert row["match"] >= MATCH_FLOOR, row["misses"]
