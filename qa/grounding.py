@@ -199,7 +199,6 @@ def asks_several_things(question: str) -> bool:
 
 
 _YES_NO_OPENERS = lexicon.words("yes_no_openers")
-_CONDITIONS = lexicon.words("conditions")
 
 
 def asks_yes_no(question: str) -> bool:

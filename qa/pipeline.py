@@ -179,6 +179,7 @@ def attach_evidence(a: "Answerer", state: State, sentence: str) -> Claim | None:
     """
     question, passages = state.question, state.passages
     asked = grounding.content_stems(question)
+    sentence = _label_mentions_as_markers(sentence, a.display_labels(passages).values())
     cited = [a.resolve(label, passages) for _, _, found in grounding.find_markers(sentence) for label in found]
     claim = _without_echoed_label(grounding.strip_markers(sentence).lstrip(":;,.-–— "), asked)  # "[¶2]: He ..."
     claim = _without_preamble(claim)
@@ -270,7 +271,13 @@ class Release:
 
     def drifted(self, claim: Claim) -> bool:
         ranked = self.state.ranked
-        return not self.named and claim.source != 0 and ranked[0][0] - ranked[claim.source][0] >= self.a.policy.drift_margin
+        if self.named or claim.source == 0 or ranked[0][0] - ranked[claim.source][0] < self.a.policy.drift_margin:
+            return False
+        # The sentence next to the best one, in its paragraph, is its context, not a drift:
+        # "We use feof() rather than ..." ranks first for "Why check feof()?", and the answer
+        # is the next sentence, "The reason is that ...".
+        best, own = ranked[0], ranked[claim.source]
+        return not (own[1].id == best[1].id and abs(own[2] - best[2]) == 1)
 
     def _as_quote_if_restated(self, claim: Claim) -> Claim:
         """A rewrite of most of one sentence is where the model drops qualifiers ("only as a
@@ -498,6 +505,22 @@ _META_VERBS = "|".join(sorted(lexicon.words("meta_verbs")))
 _PREAMBLE = re.compile(rf"^(?:(?:according to|based on|from|in) (?:the |this )?(?:{_META_NOUNS})\b[^,]{{0,40}},\s*"
                        rf"|(?:the|this) (?:{_META_NOUNS}) (?:{_META_VERBS})(?: that\s+|:\s*|\s+(?=[\"“])))",
                        re.IGNORECASE)
+
+
+def _label_mentions_as_markers(sentence: str, labels) -> str:
+    """A paragraph's position label written as text ("In zlib Usage Example ¶4, you set ...",
+    "The passage ¶8 states ...") is a citation, not part of the claim: its "4" is no number
+    the passage must hold. Only labels with "¶" are taken: a clause number ("3.3") can be
+    content ("Section 3.3 allows ...")."""
+    for label in sorted((l for l in labels if "¶" in l), key=len, reverse=True):
+        pattern = re.escape(label)
+        lead = re.match(rf"\s*(?:in|from|according to|see)\s+(?:the\s+)?{pattern}\s*[,:]?\s*", sentence, re.IGNORECASE)
+        if lead and sentence[lead.end():].strip():
+            rest = sentence[lead.end():]
+            sentence = rest[0].upper() + rest[1:] + f" [{label}]"
+            continue
+        sentence = re.sub(rf"(?<![\[\w]){pattern}(?![\w\]])", f"[{label}]", sentence, flags=re.IGNORECASE)
+    return sentence
 
 
 def _without_preamble(claim: str) -> str:

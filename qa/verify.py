@@ -61,10 +61,11 @@ def clauses(text: str) -> list[str]:
     return [p for p in parts if p]
 
 
-def _units(claim: str) -> list[str]:
+def _units(claim: str) -> list[tuple[str, str]]:
     """The claim's clauses, each short one joined to its neighbour until it has two content
-    words: "is not controlled by" alone says too little to be matched to a clause."""
-    units: list[str] = []
+    words ("is not controlled by" alone says too little to be matched to a clause), each
+    with the sentence it belongs to."""
+    units: list[tuple[str, str]] = []
     # Sentence by sentence: the passage's clauses are matched within its sentences, so a unit
     # must not run across two ("... has no more output! avail_out is zero").
     for sentence in grounding.split_sentences(claim) or [claim]:
@@ -77,7 +78,7 @@ def _units(claim: str) -> list[str]:
         if len(mine) > 1 and len(_stems(mine[-1])) < 2:
             last = mine.pop()
             mine[-1] += ", " + last
-        units += mine
+        units += [(unit, sentence) for unit in mine]
     return units
 
 
@@ -95,26 +96,29 @@ def polarity_conflict(claim: str, passage: str, idf: dict | None = None) -> str:
     ..., is not conveying" against "..., is conveying"). A part that shares little with any
     clause (a paraphrase) is not judged here: the word check covers it.
     """
-    windows = []  # runs of one to three adjacent clauses of one sentence
+    windows = []  # runs of one to three adjacent clauses of one sentence, with that sentence
     for sentence in grounding.split_sentences(passage) or [passage]:
         parts = clauses(sentence)
         stems = [_stems(c) for c in parts]
         for start in range(len(parts)):
             for end in range(start + 1, min(start + 3, len(parts)) + 1):
-                windows.append((", ".join(parts[start:end]), set().union(*stems[start:end])))
+                windows.append((", ".join(parts[start:end]), set().union(*stems[start:end]), sentence))
     if not windows:
         return ""
-    for part in _units(claim):
+    for part, whole in _units(claim):
         wanted = _stems(part)
         if not wanted:
             continue
-        best_share, best_text = 0.0, ""
-        for text, found in windows:
+        best_share, best_text, best_sentence = 0.0, "", ""
+        for text, found, sentence in windows:
             share = grounding.weighted_share(wanted, found, idf)
             # The tightest window wins a tie: a neighbouring clause's "not" is not this one's.
             if share > best_share + 1e-9 or (abs(share - best_share) <= 1e-9 and len(text) < len(best_text)):
-                best_share, best_text = share, text
-        if best_share >= 0.5 and negations(part) != negations(best_text):
+                best_share, best_text, best_sentence = share, text, sentence
+        # A paraphrase may move the negation to another clause ("if you call it again without
+        # Z_FINISH, it returns an error" for "later calls return an error if the flush is not
+        # Z_FINISH"): a turned polarity changes the count of the whole sentence as well.
+        if best_share >= 0.5 and negations(part) != negations(best_text) and negations(whole) != negations(best_sentence):
             return part
     return ""
 

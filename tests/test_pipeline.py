@@ -112,6 +112,37 @@ def test_a_claim_is_matched_to_the_passage_sentence_by_sentence():
     assert polarity_conflict(passage.replace("has no more", "has some more"), passage)
 
 
+def test_a_paraphrase_may_move_the_negation_to_another_clause():
+    passage = "Subsequent calls of deflate() would return Z_STREAM_ERROR if the flush parameter is not Z_FINISH."
+    claim = "If you call deflate() again without Z_FINISH, it returns Z_STREAM_ERROR."
+    assert not polarity_conflict(claim, passage)
+    assert polarity_conflict("If you call deflate() again with Z_FINISH, it returns Z_STREAM_ERROR.", passage)
+
+
+def test_a_label_written_as_text_is_a_citation_not_a_number():
+    labels = ["zlib Usage Example ¶4", "3.3"]
+    assert pipeline._label_mentions_as_markers("In zlib Usage Example ¶4, you set the fields.", labels) == (
+        "You set the fields. [zlib Usage Example ¶4]")
+    assert pipeline._label_mentions_as_markers("The passage zlib usage example ¶4 says so.", labels) == (
+        "The passage [zlib Usage Example ¶4] says so.")
+    # A clause number can be content: "Section 3.3 allows ..." keeps it.
+    assert pipeline._label_mentions_as_markers("Section 3.3 allows it.", labels) == "Section 3.3 allows it."
+
+
+def test_the_sentence_after_the_best_one_is_its_context_not_a_drift(seed_index):
+    from qa.answer import Passage
+
+    a = Answerer(seed_index, ScriptedGenerator("unused"), FAKE)
+    state = pipeline.State("Why check feof()?")
+    p = Passage("doc#4", "¶4", "doc", "", "We use feof() here. ... The reason is that ...", 1.0, 1.0, 1.0, 1)
+    # (score, passage, sentence index, sentence): the third row is the sentence after the best.
+    state.ranked = [(1.0, p, 2, "We use feof() here."), (0.9, p, 5, "Other."), (0.6, p, 3, "The reason is that ..."),
+                    (0.6, p, 7, "Far away.")]
+    release = pipeline.Release(a, state)
+    claim = lambda n: pipeline.Claim("x", [p], n, 0.5)
+    assert not release.drifted(claim(2)) and release.drifted(claim(3))
+
+
 @pytest.mark.parametrize("question,yes_no", [
     ("Can I sublicense GPL code to my customers?", True),
     ("We ship a compiled build. Do we have to hand out the source too?", True),
