@@ -34,6 +34,10 @@ class Policy:
 
     # ---------------------------------------------------------------- generation
     max_new_tokens: int = 56  # one or two short sentences; also bounds the slowest answer
+    # Tokens in the whole prompt (evidence, earlier turns, question; qa/budget.py trims to it).
+    # A normal one is ~600; 2,048 leaves every test-set prompt whole, stays under a llama.cpp
+    # slot's 4,096 with the answer, and bounds reading the prompt to a few seconds on 2 cores.
+    prompt_tokens: int = 2048
     prompt_labels: str = "document"  # "document": the passages' own labels; "sources": S1, S2, S3 (see Answerer.prompt_labels)
 
     # ---------------------------------------------------------------- verification
