@@ -80,8 +80,10 @@ def test_then_the_least_relevant_sentences_go(seed_index):
     assert not answer.abstained  # the checks still read the whole passages
 
 
-def test_a_two_megabyte_sentence_is_cut_to_fit(tmp_path, fake_embedder):
-    # One line, no space, no sentence end: one paragraph, one "sentence" of 2 MB.
+def test_a_two_megabyte_sentence_is_cut_to_fit(tmp_path, fake_embedder, monkeypatch):
+    # One line, no space, no sentence end: one paragraph, one "sentence" of 2 MB (without the
+    # indexing's character cap, which would cut it into 4,000-character paragraphs).
+    monkeypatch.setattr("qa.documents.MAX_PARAGRAPH_CHARS", 10**9)
     path = tmp_path / "huge.txt"
     path.write_text("veto-restraint-initiative-France-Mexico-" * 50_000 + "\n")
     index = build_index(load_documents([path]), fake_embedder, tmp_path / "index")
