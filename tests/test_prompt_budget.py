@@ -9,7 +9,7 @@ from qa.documents import load_documents
 from qa.errors import QuestionError
 from qa.store import build_index
 
-from .conftest import SEED, ScriptedGenerator
+from .conftest import ScriptedGenerator
 
 QUESTION = "Which countries led the initiative on veto restraint?"
 REPLY = "France and Mexico led the initiative on veto restraint [¶11]."
