@@ -19,7 +19,7 @@ from typing import Iterator, Protocol
 
 import numpy as np
 
-from . import grounding, limits, pipeline, verify
+from . import budget, grounding, limits, pipeline, verify
 from .pipeline import MODEL_REFUSAL, NOT_IN_DOCUMENT, CitedInParts, Quote, VerifiedSentence  # noqa: F401 (API)
 from .policy import Policy
 from .documents import document_names
@@ -294,17 +294,25 @@ class Answerer:
 
     def messages(self, question: str, passages: list[Passage], history=None,
                  ranked: list | None = None) -> list[dict]:
+        """The prompt: evidence sentences, earlier turns, the question — trimmed to the policy's
+        token budget (qa/budget.py), so it always fits the model."""
         labels = self.prompt_labels(passages)
         if ranked is None:
             ranked = self.rank_sentences(question, passages, history)
-        quoted = "\n\n".join(f"{labels[p.id]}: {text}" for p, text in self.context(ranked, passages))
         example = labels[passages[0].id] if passages else "S1"
-        messages = [{"role": "system", "content": SYSTEM_PROMPT.format(passages=quoted, example=example)}]
-        for turn in normalise_history(history)[-self.policy.history_turns:]:
-            messages.append({"role": "user", "content": turn.question})
-            messages.append({"role": "assistant", "content": grounding.strip_markers(turn.answer) or MODEL_REFUSAL})
-        messages.append({"role": "user", "content": question})
-        return messages
+
+        def build(turns: list[Turn], shown: list) -> list[dict]:
+            quoted = "\n\n".join(f"{labels[p.id]}: {text}" for p, text in self.context(shown, passages))
+            messages = [{"role": "system", "content": SYSTEM_PROMPT.format(passages=quoted, example=example)}]
+            for turn in turns:
+                messages.append({"role": "user", "content": turn.question})
+                messages.append({"role": "assistant", "content": grounding.strip_markers(turn.answer) or MODEL_REFUSAL})
+            messages.append({"role": "user", "content": question})
+            return messages
+
+        return budget.fit(build, normalise_history(history)[-self.policy.history_turns:],
+                          ranked[:self.policy.max_sentences], budget.counter(self.generator),
+                          self.policy.prompt_tokens)
 
     # ------------------------------------------------------------------ answering
 

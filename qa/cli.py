@@ -29,8 +29,14 @@ def _service(args):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
+    limits = None
+    if getattr(args, "answer_timeout", None) is not None:
+        from .limits import Limits
+
+        limits = Limits(generation_timeout_s=args.answer_timeout)
     return Service(
         index_path=args.index,
+        limits=limits,
         embedder_path=args.embedder,
         generator_path=getattr(args, "model", None),
         settings=AnswerSettings(**overrides),
@@ -247,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--llm-model", default=None, metavar="NAME", help="the model name to ask that server for")
         p.add_argument("--llm-timeout", type=float, default=None, metavar="S",
                        help="longest wait for the server, in seconds (default 60)")
+        p.add_argument("--answer-timeout", type=float, default=None, metavar="S",
+                       help="stop generating an answer after S seconds, with a message (default 60)")
         p.add_argument("-k", type=int, default=None, help="passages given to the model")
         p.add_argument("--mode", choices=["dense", "lexical", "hybrid"], default=None)
         p.set_defaults(func=func)
@@ -282,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--llm-model and --llm-timeout go with --llm-url")
     if getattr(args, "llm_timeout", None) is not None and args.llm_timeout <= 0:
         parser.error("--llm-timeout must be positive")
+    if getattr(args, "answer_timeout", None) is not None and args.answer_timeout <= 0:
+        parser.error("--answer-timeout must be positive")
     try:
         return args.func(args)
     except QAError as error:

@@ -26,7 +26,8 @@ item). The rules, in the order they apply:
 * A letter's sign-off: after the complimentary close, the signer's name belongs to the
   signature, and the address block after the name is a paragraph of its own, in a section
   named "Recipients".
-* A paragraph over MAX_PARAGRAPH_WORDS is cut at sentence ends ("¶4 part 2").
+* A paragraph over MAX_PARAGRAPH_WORDS is cut at sentence ends ("¶4 part 2"), and one over
+  MAX_PARAGRAPH_CHARS (words without spaces) at its last break before that.
 
 Labels are at most 40 characters, without commas or "and" (citation markers are split
 there), unique within a document. Ids are "<document id>#<label slug>" — the same on every
@@ -54,6 +55,10 @@ SUPPORTED_SUFFIXES = (".txt", ".md", ".pdf", ".docx", ".html", ".htm")
 # 256 word pieces (~190 words) while the model's context fills up with it. Longer ones are cut
 # at sentence ends into parts ("¶4", "¶4 part 2").
 MAX_PARAGRAPH_WORDS = 300
+# 300 words of prose are about 2,000 characters. A longer part is made of "words" that never
+# end — a line of data, an encoded blob, a 2 MB line without a space — and would be one
+# paragraph, and one sentence, of any length: cut at its last break before this, or hard.
+MAX_PARAGRAPH_CHARS = 4_000
 MAX_DOCUMENT_BYTES = 50 * 1024 * 1024  # a bigger file is almost surely not a text document
 
 _NUMBERED = re.compile(r"^\s*(\d{1,3})[.)]\s+(?=\S)")
@@ -740,7 +745,24 @@ def split_paragraphs(text: str, document: str, doc_id: str,
 
 def _cap(text: str) -> list[str]:
     """A paragraph longer than MAX_PARAGRAPH_WORDS, cut at sentence ends into parts under it
-    (and a sentence longer than that at word boundaries)."""
+    (and a sentence longer than that at word boundaries); then any part still longer than
+    MAX_PARAGRAPH_CHARS (words that never end) at its last break, or hard."""
+    return [piece for part in _cap_words(text) for piece in _cap_chars(part)]
+
+
+def _cap_chars(text: str) -> list[str]:
+    pieces = []
+    while len(text) > MAX_PARAGRAPH_CHARS:
+        window = text[:MAX_PARAGRAPH_CHARS]
+        # The last space or punctuation in the window's second half, else a hard cut.
+        breaks = [m.end() for m in re.finditer(r"[\s,;:/|.-]+", window[MAX_PARAGRAPH_CHARS // 2:])]
+        end = MAX_PARAGRAPH_CHARS // 2 + breaks[-1] if breaks else MAX_PARAGRAPH_CHARS
+        pieces.append(text[:end].strip())
+        text = text[end:].strip()
+    return pieces + ([text] if text else [])
+
+
+def _cap_words(text: str) -> list[str]:
     words = text.split()
     if len(words) <= MAX_PARAGRAPH_WORDS:
         return [text]

@@ -47,3 +47,8 @@ class TestSetError(QAError):
     """An evaluation test set is malformed (the message names the line)."""
 
     __test__ = False  # not a pytest test class despite the name
+
+
+class GenerationTimeout(QAError):
+    """Generating an answer ran past the per-request time limit (Limits.generation_timeout_s);
+    generation was stopped and the model is free for the next question."""

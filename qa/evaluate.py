@@ -40,7 +40,7 @@ from pathlib import Path
 
 from . import grounding
 from .answer import Answerer, Answer
-from .errors import QuestionError, TestSetError
+from .errors import GenerationTimeout, QuestionError, TestSetError
 
 MISSING_EVIDENCE = "missing:"  # gold id of a quote no paragraph holds
 DEFAULT_TESTSET = Path(__file__).resolve().parent.parent / "testsets" / "r2p-2017.jsonl"
@@ -347,7 +347,7 @@ def evaluate(answerer: Answerer, items: list[TestItem], retrieval_only: bool = F
         if not retrieval_only:
             try:
                 result.answer = answerer.ask(item.question, list(item.history))
-            except QuestionError as error:
+            except (QuestionError, GenerationTimeout) as error:  # that question fails, the run goes on
                 result.error = str(error)
         result.scores = score(result, answerer)
         results.append(result)

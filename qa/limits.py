@@ -38,6 +38,13 @@ class Limits:
     # keep them busy indefinitely. An operator adds more with `qa index --add`.
     upload_files_per_session: int = 10
     upload_mb_per_session: int = 50
+    # Seconds one answer may generate (qa/deadline.py) before it is stopped with a message and
+    # the model freed. Answers take 2-4 s on a quiet machine and under 25 s at the 95th
+    # percentile on a loaded one (README, Figures); past a minute nothing good is coming.
+    generation_timeout_s: float = 60.0
+    # With `qa serve --network`, sessions holding uploads of their own at once (qa/sessions.py):
+    # each keeps a private copy of the index in memory until its page is closed.
+    private_sessions: int = 10
 
 
 DEFAULT_LIMITS = Limits()

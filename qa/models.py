@@ -333,6 +333,11 @@ class Generator:
             messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
         )
 
+    def count_tokens(self, messages: list[dict]) -> int:
+        """Tokens of the prompt these messages make, chat template included (qa/budget.py)."""
+        return len(self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                                      return_dict=True)["input_ids"])
+
     def stream(self, messages: list[dict], max_new_tokens: int = 120) -> Iterator[str]:
         """Yield text pieces as the model produces them: greedy decoding with a repetition
         penalty on the answer's own tokens (not the prompt's: see REPETITION_PENALTY).

@@ -132,6 +132,8 @@ def select_evidence(a: "Answerer", state: State) -> None:
     """Rank the passages' sentences against the question; the best few become the prompt."""
     state.ranked = a.rank_sentences(state.question, state.passages, state.history)
     state.messages = a.messages(state.question, state.passages, state.history, state.ranked)
+    if getattr(state.messages, "trimmed", ""):  # over the policy's prompt budget (qa/budget.py)
+        state.note("select_evidence", "prompt trimmed to its token budget", state.messages.trimmed)
     shown = [f"{row[1].label}: {row[3][:60]}" for row in state.ranked[:a.policy.max_sentences]]
     state.note("select_evidence", f"{min(len(state.ranked), a.policy.max_sentences)} sentences shown",
                " | ".join(shown))

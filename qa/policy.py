@@ -34,6 +34,11 @@ class Policy:
 
     # ---------------------------------------------------------------- generation
     max_new_tokens: int = 56  # one or two short sentences; also bounds the slowest answer
+    # Tokens in the whole prompt (evidence, earlier turns, question; qa/budget.py trims to it).
+    # The 431 test-set prompts take 281 (median) to 890 tokens (zlib-how's code): all stay
+    # whole. Reading 1,024 took 5.7 s on one thread of a busy machine (1,519: 10.6 s), so a
+    # full prompt is still answered within 10 s; and it is far under a llama.cpp slot's 4,096.
+    prompt_tokens: int = 1024
     prompt_labels: str = "document"  # "document": the passages' own labels; "sources": S1, S2, S3 (see Answerer.prompt_labels)
 
     # ---------------------------------------------------------------- verification

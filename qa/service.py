@@ -15,6 +15,7 @@ from typing import Callable
 
 from . import config
 from .answer import Answerer, AnswerSettings
+from .deadline import TimeLimited
 from .documents import document_id, expand_paths, load_document, load_documents
 from .errors import DocumentError, DuplicateDocumentError, IndexStoreError
 from .limits import Limits
@@ -176,7 +177,9 @@ class Service:
         generator = self.generator(progress)
         with self._lock:
             if settings not in self._answerers:
-                self._answerers[settings] = Answerer(self.index, generator, settings)
+                # Each answer's generation stops after the limit's seconds (the model freed).
+                timed = TimeLimited(generator, self.limits.generation_timeout_s)
+                self._answerers[settings] = Answerer(self.index, timed, settings)
             return self._answerers[settings]
 
     def retriever(self, **overrides) -> Answerer:

@@ -30,6 +30,7 @@ from .limits import DEFAULT_LIMITS, check_question, trim_history
 from .background import Evaluations, minutes
 from .gate import ModelGate
 from .policy import DEFAULT_POLICY
+from .sessions import PrivateUploads
 
 config.set_offline()  # before gradio is imported: no analytics, no hub
 
@@ -309,8 +310,10 @@ def _one_line(error: BaseException) -> str:
 class ChatApp:
     """The handlers, holding the service they drive (no gradio objects in here)."""
 
-    def __init__(self, service):
-        self.service = service
+    def __init__(self, service, private_uploads: bool = False):
+        self.service = service  # the shared one: the index every session reads unless it uploaded
+        # With --network, each session's uploads go to an index of its own (qa/sessions.py).
+        self.private = PrivateUploads(service, config.uploads_dir() / "sessions") if private_uploads else None
         self.loading_error = ""
         self.upload_lock = threading.Lock()
         self.session_uploads: dict[str, list[int]] = {}  # session -> [files, bytes] added
@@ -318,7 +321,7 @@ class ChatApp:
         # server's slots plus its queue); evaluations only in between.
         self.gate = ModelGate(getattr(service, "generation_concurrency", 1))
         self.evaluations = Evaluations(service, self.gate)
-        self._overview: tuple | None = None  # (manifest sources, html): described once per index
+        self._overviews: dict[tuple, str] = {}  # manifest sources -> html: each index described once
 
     # -- model loading in the background, so the page opens at once
 
@@ -342,41 +345,54 @@ class ChatApp:
                     "You can type your question meanwhile.")
         return "● Ready."
 
-    def overview(self) -> str:
+    def service_for(self, request=None):
+        """The service this browser session's questions go to (its own index if it uploaded
+        something while served with --network, else the shared one)."""
+        if self.private is None:
+            return self.service
+        return self.private.service(getattr(request, "session_hash", None))
+
+    def page_load(self, request: gr.Request = None) -> tuple[str, str]:
+        return self.documents_markdown(request), self.overview(request)
+
+    def overview(self, request: gr.Request = None) -> str:
         """The loaded documents, one line each, and what a newcomer can ask (HTML)."""
         from .overview import describe_documents
         from .store import stored_copy
 
+        service = self.service_for(request)
         try:
-            index = self.service.index
+            index = service.index
             sources = index.manifest.get("sources", [])
         except QAError as error:
             return f"✗ {_escape(_one_line(error))}"
         key = tuple((s["name"], s.get("sha256", ""), s.get("paragraphs")) for s in sources)
-        if self._overview and self._overview[0] == key:
-            return self._overview[1]
+        if key in self._overviews:
+            return self._overviews[key]
 
         def source_file(source):
-            return stored_copy(self.service.index_path, source) or Path(source["path"])
+            return stored_copy(service.index_path, source) or Path(source["path"])
 
         rows = "".join(f"<li><b>{_escape(d.name)}</b> — {_escape(d.line())}</li>"
                        for d in describe_documents(index, source_file))
         heading = "Loaded document" if len(sources) == 1 else f"Loaded documents ({len(sources)})"
         text = (f'<div class="qa-overview"><p><b>{heading}:</b></p><ul class="qa-docs">{rows}</ul>'
                 f"<p>{_escape(WHAT_YOU_CAN_ASK)}</p></div>")
-        self._overview = (key, text)
+        if len(self._overviews) >= 32:  # one per distinct set of documents; sessions come and go
+            self._overviews.pop(next(iter(self._overviews)))
+        self._overviews[key] = text
         return text
 
-    def page_of(self, paragraph_id: str):
+    def page_of(self, paragraph_id: str, service=None):
         try:
-            paragraph = self.service.index.by_id.get(paragraph_id)
+            paragraph = (service or self.service).index.by_id.get(paragraph_id)
         except QAError:
             return None
         return getattr(paragraph, "page", None)
 
-    def documents_markdown(self) -> str:
+    def documents_markdown(self, request: gr.Request = None) -> str:
         try:
-            sources = self.service.index.manifest.get("sources", [])
+            sources = self.service_for(request).index.manifest.get("sources", [])
         except QAError as error:
             return f"✗ {_one_line(error)}"
         rows = [f"- **{_escape(s['name'])}** — {s['paragraphs']} paragraph{'s' if s['paragraphs'] != 1 else ''}" for s in sources]
@@ -384,8 +400,9 @@ class ChatApp:
 
     # -- chat
 
-    def chat(self, message: str, messages: list[dict]):
+    def chat(self, message: str, messages: list[dict], request: gr.Request = None):
         """Stream the assistant turn into the chat; the checked answer replaces the draft."""
+        service = self.service_for(request)
         messages = list(messages or [])[-MAX_HISTORY_MESSAGES:]
         if message is None or (isinstance(message, str) and not message.strip()):
             gr.Warning("Type a question first.")
@@ -412,10 +429,10 @@ class ChatApp:
             # In line behind other questions: the chat says so, with the position, live.
             while not self.gate.wait_turn(ticket, WAIT_POLL_S):
                 yield show(waiting_message(self.gate.ahead(ticket)))
-            if not self.service.generator_loaded:
+            if not service.generator_loaded:
                 yield show('<small><span class="qa-spinner" aria-hidden="true"></span>'
                            "Loading the model first (only once)…</small>")
-            answerer = self.service.answerer()
+            answerer = service.answerer()
             # Only checked text is ever rendered: the model's draft stays off the page, and
             # each sentence appears once it has passed verification against the document.
             yield show(f"<small>{CHECKING}</small>")
@@ -427,7 +444,7 @@ class ChatApp:
                     citations.extend(item.citations)
                     yield show(f"✓ {_chips(' '.join(shown), _targets(turn, citations))}\n\n<small>{CHECKING}</small>")
                 else:
-                    yield show(format_answer(item, turn, self.page_of))
+                    yield show(format_answer(item, turn, lambda pid: self.page_of(pid, service)))
         except QAError as error:
             yield show(f"✗ {_escape(_one_line(error))}")
         except Exception as error:
@@ -437,14 +454,14 @@ class ChatApp:
 
     # -- API endpoints (plain JSON in and out)
 
-    def ask_api(self, question: str, history_json: str = "") -> dict:
+    def ask_api(self, question: str, history_json: str = "", request: gr.Request = None) -> dict:
         try:
             history = json.loads(history_json) if history_json and history_json.strip() else []
             # Checked before the answerer (and its models) is asked for.
             question = check_question(question, self.service.limits)
             history = trim_history(history, self.service.limits)
             with self.gate.turn():
-                answer = self.service.answerer().ask(question, history)
+                answer = self.service_for(request).answerer().ask(question, history)
         except (json.JSONDecodeError, RecursionError):  # RecursionError: "[[[[..." nested too deep
             raise gr.Error("history must be a JSON list of {question, answer}") from None
         except QAError as error:
@@ -456,9 +473,9 @@ class ChatApp:
             "timings": answer.timings,
         }
 
-    def search_api(self, query: str, k: float = 5) -> list[dict]:
+    def search_api(self, query: str, k: float = 5, request: gr.Request = None) -> list[dict]:
         try:
-            hits = self.service.index.search(query, k=int(k))
+            hits = self.service_for(request).index.search(query, k=int(k))
         except QAError as error:
             raise gr.Error(_one_line(error)) from None
         return [{"id": h.paragraph.id, "label": h.paragraph.label, "document": h.paragraph.document,
@@ -471,7 +488,9 @@ class ChatApp:
 
         Never replaces: a file named like an indexed document is refused (rename it), so no
         visitor can change the documents everyone else's answers come from. Each browser
-        session may add `upload_files_per_session` files of `upload_mb_per_session` MB.
+        session may add `upload_files_per_session` files of `upload_mb_per_session` MB. Served
+        with --network, the files go to the session's own index (qa/sessions.py), not the
+        shared one.
         """
         # No gr.Progress: the embedding is one batch, so a bar would sit at 0 % until done;
         # the page shows Gradio's spinner and elapsed time instead.
@@ -479,9 +498,10 @@ class ChatApp:
         limits = self.service.limits
         files = files if isinstance(files, list) else [files] if files else []
         if not files:
-            return f"Choose one or more {', '.join(SUPPORTED_SUFFIXES)} files first.", self.documents_markdown()
+            return f"Choose one or more {', '.join(SUPPORTED_SUFFIXES)} files first.", self.documents_markdown(request)
         paths = [Path(f if isinstance(f, str) else getattr(f, "name", f)) for f in files]
         session = getattr(request, "session_hash", None) or "local"
+        service = self.service_for(request)
         with self.upload_lock:
             staged = []
             try:
@@ -493,10 +513,10 @@ class ChatApp:
                     if sizes[-1] > limits.upload_file_mb * 2**20:
                         raise QAError(f"{_safe_name(path.name)}: larger than {limits.upload_file_mb} MB")
                 self._check_session_quota(session, len(paths), sum(sizes))
-                self._refuse_same_names([_safe_name(p.name) for p in paths])
+                self._refuse_same_names([_safe_name(p.name) for p in paths], service)
                 for path in paths:
                     load_document(path)  # fails early, before anything is copied or indexed
-                destination = config.uploads_dir()
+                destination = self.private.files_dir(session) if self.private else config.uploads_dir()
                 destination.mkdir(parents=True, exist_ok=True)
                 for path in paths:
                     target = destination / _safe_name(path.name)
@@ -512,9 +532,12 @@ class ChatApp:
                         shutil.copyfile(target, backup)
                     temp.replace(target)
                     final.append((target, backup))
+                embedding = lambda done, total: progress(done / max(total, 1), desc="Embedding paragraphs")
                 try:
-                    self.service.add_documents([t for t, _ in final], replace=False,
-                                               progress=lambda done, total: progress(done / max(total, 1), desc="Embedding paragraphs"))
+                    if self.private:
+                        self.private.add(session, [t for t, _ in final], embedding)
+                    else:
+                        self.service.add_documents([t for t, _ in final], replace=False, progress=embedding)
                 except BaseException:
                     for target, backup in final:  # put back what was there
                         if backup.exists():
@@ -530,17 +553,21 @@ class ChatApp:
             except DuplicateDocumentError as error:  # indexed meanwhile, by another session
                 for temp, _ in staged:
                     temp.unlink(missing_ok=True)
-                return self._same_name_message(error.names), self.documents_markdown()
+                return self._same_name_message(error.names, service), self.documents_markdown(request)
             except QAError as error:
                 for temp, _ in staged:
                     temp.unlink(missing_ok=True)
-                return f"✗ {_escape(_one_line(error))} — the index is unchanged.", self.documents_markdown()
+                return f"✗ {_escape(_one_line(error))} — the index is unchanged.", self.documents_markdown(request)
             except Exception as error:
                 for temp, _ in staged:
                     temp.unlink(missing_ok=True)
-                return f"✗ Could not add the documents ({_escape(_one_line(error))}) — the index is unchanged.", self.documents_markdown()
+                return (f"✗ Could not add the documents ({_escape(_one_line(error))}) — the index is unchanged.",
+                        self.documents_markdown(request))
         names = ", ".join(_safe_name(p.name) for p in paths)
-        return f"✓ Added {names}. Ask about it in the chat.", self.documents_markdown()
+        if self.private:
+            return (f"✓ Added {names}, for this page only: other visitors' answers do not use it, and it is "
+                    f"removed when you close the page. Ask about it in the chat."), self.documents_markdown(request)
+        return f"✓ Added {names}. Ask about it in the chat.", self.documents_markdown(request)
 
     def _check_session_quota(self, session: str, count: int, size: int) -> None:
         limits = self.service.limits
@@ -552,21 +579,21 @@ class ChatApp:
             raise QAError(f"this session may upload {limits.upload_mb_per_session} MB in all and has used "
                           f"{total / 2**20:.1f} MB; an operator can add more with `qa index --add`")
 
-    def _refuse_same_names(self, names: list[str]) -> None:
+    def _refuse_same_names(self, names: list[str], service) -> None:
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
             raise QAError(f"two of the files would both be named {', '.join(twice)}: rename one")
         try:
-            indexed = {s["name"] for s in self.service.index.manifest["sources"]}
+            indexed = {s["name"] for s in service.index.manifest["sources"]}
         except QAError:
             return  # no usable index: add_documents says so
         clashing = [n for n in names if n in indexed]
         if clashing:
             raise DuplicateDocumentError(clashing)
 
-    def _same_name_message(self, names: list[str]) -> str:
+    def _same_name_message(self, names: list[str], service) -> str:
         try:
-            sources = self.service.index.manifest["sources"]
+            sources = service.index.manifest["sources"]
         except QAError:
             sources = []
         corpus = config.corpus_dir().resolve()
@@ -654,6 +681,8 @@ class ChatApp:
         session = getattr(request, "session_hash", None)
         if session:
             self.evaluations.end_session(session)
+            if self.private:
+                self.private.end(session)  # its own documents go with its page
 
 
 # What each number means, in plain words, shown next to it (keys of evaluate.summarise).
@@ -735,8 +764,9 @@ def _safe_name(name: str) -> str:
     return f"{stem}{suffix}"
 
 
-def create_app(service) -> gr.Blocks:
-    app = ChatApp(service)
+def create_app(service, private_uploads: bool = False) -> gr.Blocks:
+    """The page. `private_uploads` (with --network): each browser session's uploads are its own."""
+    app = ChatApp(service, private_uploads)
     with gr.Blocks(title="Document Q&A") as demo:
         gr.Markdown("# Ask the document\nAnswers come only from the indexed documents, "
                     "each claim cited to its paragraph. If the document does not say, neither does this.")
@@ -763,7 +793,8 @@ def create_app(service) -> gr.Blocks:
                                   label=f"Add documents ({', '.join(SUPPORTED_SUFFIXES)}; up to "
                                         f"{service.limits.upload_file_mb} MB each, "
                                         f"{service.limits.upload_files_per_session} per session; names already "
-                                        f"indexed are refused)")
+                                        f"indexed are refused"
+                                        + ("; only this page's questions use them)" if private_uploads else ")"))
                 add = gr.Button("Add to the index", variant="primary", elem_id="add")
                 upload_result = gr.Markdown(elem_id="upload-result")
             with gr.Tab("Evaluate"):
@@ -808,7 +839,7 @@ def create_app(service) -> gr.Blocks:
         gr.api(app.ask_api, api_name="ask", concurrency_limit=CHAT_CONCURRENCY, concurrency_id="chat")
         gr.api(app.search_api, api_name="search")
         gr.api(app.documents_markdown, api_name="documents")
-        demo.load(lambda: (app.documents_markdown(), app.overview()), outputs=[documents, overview], queue=False,
+        demo.load(app.page_load, outputs=[documents, overview], queue=False,
                   api_visibility="private", show_progress="hidden")
         demo.unload(app.end_session)
     demo.qa_app = app  # for launch() and tests
@@ -826,7 +857,8 @@ def theme():
 
 def launch(service, host: str = "127.0.0.1", port: int = 7860, share_network: bool = False,
            block: bool = True):
-    demo = create_app(service)
+    # Open to the network, a visitor's uploads stay that visitor's (qa/sessions.py).
+    demo = create_app(service, private_uploads=share_network)
     demo.qa_app.preload()
     demo.queue(max_size=32, default_concurrency_limit=2)
     return demo.launch(
