@@ -90,6 +90,8 @@ def cmd_index(args) -> int:
     if changes.get("dropped"):
         _err(f"dropped (not among the paths given): {', '.join(changes['dropped'])} — "
              f"`qa index --add FILE...` adds documents without dropping any")
+    for warning in service.warnings:
+        _err(f"warning: {warning}")
     return 0
 
 

@@ -102,6 +102,7 @@ class Document:
     doc_id: str
     sha256: str
     paragraphs: list[Paragraph]
+    warnings: tuple[str, ...] = ()  # what a person should know about how it was read
 
 
 # --------------------------------------------------------------------------- reading
@@ -822,7 +823,27 @@ def load_document(path: Path, doc_id: str | None = None) -> Document:
     if not paragraphs:
         raise DocumentError(f"{path.name}: no paragraphs found in the document")
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    return Document(path=path, doc_id=doc_id, sha256=sha, paragraphs=paragraphs)
+    return Document(path=path, doc_id=doc_id, sha256=sha, paragraphs=paragraphs, warnings=long_line_warnings(path, pages))
+
+
+# A line this long is no line a person wrote: a minified file, a data dump, a text whose line
+# ends were lost. It is still indexed (cut into parts), but its citations point at parts of
+# one huge block, so the person indexing it is told.
+LONG_LINE_CHARS = 10_000
+
+
+def long_line_warnings(path: Path, pages: list[tuple[int | None, str]]) -> tuple[str, ...]:
+    longest, where = 0, None
+    for page, text in pages:
+        for number, line in enumerate(text.split("\n"), 1):
+            if len(line) > longest:
+                longest, where = len(line), (page, number)
+    if longest <= LONG_LINE_CHARS:
+        return ()
+    page, number = where
+    place = f"page {page}" if page is not None else f"line {number}"
+    return (f"{path.name}: {place} is {longest:,} characters long without a line break; it was cut into "
+            f"paragraphs of at most {MAX_PARAGRAPH_CHARS:,} characters, so its citations point at parts of it",)
 
 
 def expand_paths(paths: list[Path]) -> list[Path]:

@@ -49,6 +49,7 @@ class Service:
         self._index: ParagraphIndex | None = None
         self._answerers: dict[AnswerSettings, Answerer] = {}  # per settings, for this index
         self._lock = threading.RLock()  # guards loading and index swaps
+        self.warnings: list[str] = []  # about the documents of the last build or add (very long lines)
 
     # ------------------------------------------------------------------ models
 
@@ -104,6 +105,7 @@ class Service:
 
     def build(self, paths: list[Path], progress: Callable[[int, int], None] | None = None) -> ParagraphIndex:
         documents = load_documents(paths)  # all-or-nothing: a bad file stops before any write
+        self.warnings = [w for d in documents for w in d.warnings]
         with self._lock:
             self._index = build_index(documents, self.embedder, self.index_path, progress)
             self._answerers.clear()
@@ -148,6 +150,7 @@ class Service:
                 doc_id = document_id(path, taken)  # a replacement takes the freed id: citations stay
                 taken.add(doc_id)
                 added.append(load_document(path, doc_id))
+            self.warnings = [w for d in added for w in d.warnings]
             self._index = build_index(kept + added, self.embedder, self.index_path, progress, origins)
             self._answerers.clear()
             return self._index

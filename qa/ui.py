@@ -564,6 +564,8 @@ class ChatApp:
                 return (f"✗ Could not add the documents ({_escape(_one_line(error))}) — the index is unchanged.",
                         self.documents_markdown(request))
         names = ", ".join(_safe_name(p.name) for p in paths)
+        if not self.private and self.service.warnings:  # a very long line, cut into parts
+            names += " (" + "; ".join(_escape(w) for w in self.service.warnings) + ")"
         if self.private:
             return (f"✓ Added {names}, for this page only: other visitors' answers do not use it, and it is "
                     f"removed when you close the page. Ask about it in the chat."), self.documents_markdown(request)

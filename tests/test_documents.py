@@ -159,3 +159,29 @@ def test_missing_file_and_folder_without_documents(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DocumentError, match="no .txt"):
         load_documents([tmp_path / "empty"])
+
+
+def test_a_very_long_line_is_indexed_in_parts_with_a_warning(tmp_path):
+    from qa.documents import LONG_LINE_CHARS, MAX_PARAGRAPH_CHARS, load_document
+
+    path = tmp_path / "dump.txt"
+    path.write_text("A short first line.\n\n" + "word, " * (LONG_LINE_CHARS // 3) + "\n", encoding="utf-8")
+    document = load_document(path)
+    assert len(document.paragraphs) > 2 and all(len(p.text) <= MAX_PARAGRAPH_CHARS for p in document.paragraphs)
+    assert len(document.warnings) == 1 and "line 3" in document.warnings[0] and "characters long" in document.warnings[0]
+    ordinary = tmp_path / "ordinary.txt"
+    ordinary.write_text("A line.\n\nAnother line.\n", encoding="utf-8")
+    assert load_document(ordinary).warnings == ()
+
+
+def test_the_service_keeps_the_warnings_of_its_last_build(tmp_path):
+    from qa.documents import LONG_LINE_CHARS
+    from qa.service import Service
+
+    from .conftest import FakeEmbedder
+
+    path = tmp_path / "dump.txt"
+    path.write_text("word " * (LONG_LINE_CHARS // 4) + "\n", encoding="utf-8")
+    service = Service(index_path=tmp_path / "index", embedder=FakeEmbedder())
+    service.build([path])
+    assert service.warnings and "dump.txt: line 1" in service.warnings[0]
