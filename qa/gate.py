@@ -12,6 +12,7 @@ No gradio here; qa/ui.py uses it.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import threading
 import time
@@ -97,18 +98,34 @@ class Preempting:
         self.name = getattr(generator, "name", "generator")
 
     def stream(self, messages, max_new_tokens: int = 120):
-        if self.gate.chat_busy or self.stop.is_set():
+        if self.needed():
             raise Preempted()
-        pieces = self.generator.stream(messages, max_new_tokens)
+        # The in-process generator also checks between the forward passes of its prompt, so a
+        # chat question does not wait for a whole prompt to be read (qa/models.py).
+        checks = {"interrupted": self.needed} if _accepts(self.generator.stream, "interrupted") else {}
+        pieces = self.generator.stream(messages, max_new_tokens, **checks)
         try:
             for piece in pieces:
-                if self.gate.chat_busy or self.stop.is_set():
+                if self.needed():
                     raise Preempted()
                 yield piece
+            if self.needed():
+                raise Preempted()  # it stopped early for this (or just finished: asked again)
         finally:
             close = getattr(pieces, "close", None)
             if close:
                 close()  # leaves the model's `with lock` block at once
 
+    def needed(self) -> bool:
+        """Does a chat question (or a cancel) need the model now?"""
+        return self.gate.chat_busy or self.stop.is_set()
+
     def __getattr__(self, name):
         return getattr(self.generator, name)
+
+
+def _accepts(function, name: str) -> bool:
+    try:
+        return name in inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False

@@ -74,6 +74,10 @@ GENERATOR_PARTS = list(DEFAULT_GENERATOR.parts)
 # punished ("Seven3 Member States" for "73 Member States"). Like llama.cpp's, ours penalises
 # only the tokens of the answer itself.
 REPETITION_PENALTY = 1.1
+# With an `interrupted` check (background work), the prompt is read this many tokens per
+# forward pass, the check between passes: a chat question then waits for one chunk of an
+# evaluation's prompt (a tenth of a second), not for all of it (most of a second).
+PREFILL_CHUNK = 64
 LOOKUP_TOKENS = 8  # tokens proposed per step by prompt lookup (see Generator.stream)
 
 
@@ -338,9 +342,14 @@ class Generator:
         return len(self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
                                                       return_dict=True)["input_ids"])
 
-    def stream(self, messages: list[dict], max_new_tokens: int = 120) -> Iterator[str]:
+    def stream(self, messages: list[dict], max_new_tokens: int = 120,
+               interrupted: Callable[[], bool] | None = None) -> Iterator[str]:
         """Yield text pieces as the model produces them: greedy decoding with a repetition
         penalty on the answer's own tokens (not the prompt's: see REPETITION_PENALTY).
+
+        `interrupted` (background work: qa/gate.py) is checked between forward passes, the
+        prompt's included (read in PREFILL_CHUNK pieces then); when it says so the stream
+        ends at once, leaving the model to whoever needs it.
 
         Prompt-lookup decoding (QA_LOOKUP=0 turns it off): grounded answers copy spans of the
         passages, so after each token the loop looks for the last few tokens in the prompt
@@ -364,7 +373,15 @@ class Generator:
             try:
                 with torch.inference_mode():
                     # logits_to_keep=1: the prompt's other positions would cost 150k logits each.
-                    output = self.model(**inputs, use_cache=True, logits_to_keep=1)
+                    if interrupted is None:
+                        output = self.model(**inputs, use_cache=True, logits_to_keep=1)
+                    else:
+                        ids, output = inputs["input_ids"], None
+                        for start in range(0, ids.shape[1], PREFILL_CHUNK):
+                            if interrupted():
+                                return
+                            output = self.model(input_ids=ids[:, start:start + PREFILL_CHUNK], use_cache=True,
+                                                logits_to_keep=1, **({"cache": output.cache} if output else {}))
                     cache, rows = output.cache, output.logits[0, -1:, :].float()
                     penalised = torch.zeros(rows.shape[-1], dtype=torch.bool)  # the answer's own tokens
                 generated: list[int] = []
@@ -398,7 +415,7 @@ class Generator:
                     if len(text) > len(shown) and not text.endswith("\ufffd"):  # not mid-character
                         yield text[len(shown):]
                         shown = text
-                    if finished:
+                    if finished or (interrupted is not None and interrupted()):
                         break
                     with torch.inference_mode():
                         # The cache holds the prompt and every token before the last one kept.

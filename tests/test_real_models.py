@@ -106,6 +106,10 @@ def test_streamed_answer_is_token_for_token_what_generate_gives(real_answerer, r
         streamed = "".join(real_generator.stream(messages, 40))
         assert streamed.strip() == real_generator.generate_direct(messages, 40).strip()
     assert "".join(real_generator.stream(messages, 1))  # one token: yielded, no extra step
+    # Background work reads the prompt in chunks, checking between them: same text; and an
+    # interruption before the first chunk ends the stream with nothing.
+    assert "".join(real_generator.stream(messages, 40, interrupted=lambda: False)).strip() == streamed.strip()
+    assert "".join(real_generator.stream(messages, 40, interrupted=lambda: True)) == ""
 
 
 def test_injected_instructions_in_a_document_change_nothing(tmp_path, real_embedder, real_generator):

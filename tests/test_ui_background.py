@@ -87,6 +87,25 @@ def test_preempting_generator_stops_at_the_next_token_and_frees_the_model():
     gate.leave(ticket)
 
 
+def test_a_generator_that_reads_its_prompt_in_chunks_is_told_when_to_stop():
+    """The in-process generator checks `interrupted` between the forward passes of a long
+    prompt; a stream that ends early because a chat question came is Preempted, not an answer."""
+    gate, stop = ModelGate(), threading.Event()
+
+    class ChunkedPrefill:
+        name = "chunked"
+
+        def stream(self, messages, max_new_tokens=120, interrupted=None):
+            for _ in range(5):  # five chunks of prompt
+                if interrupted():
+                    return
+                gate.enter() if not gate.chat_busy else None  # a chat question arrives mid-prompt
+            yield "never reached"
+
+    with pytest.raises(Preempted):
+        list(Preempting(ChunkedPrefill(), gate, stop).stream([]))
+
+
 def test_evaluation_runs_in_the_background_and_cancel_stops_it_fast(slow_app, tmp_path):
     job, message = slow_app._start(str(_testset(tmp_path, 40)), "s1")
     assert job is not None, message
