@@ -79,6 +79,8 @@ def key_terms(text: str, names: frozenset[str] | set[str] | None = None) -> set[
                 terms.add(token.strip(".,"))
             elif len(token) > 1 and token[0].isupper() and lower not in _NOT_NAMES and lower not in STOPWORDS:
                 # (Single letters are initials and abbreviation pieces: "H.E." is no name "E".)
+                if token.isupper() and len(token) >= 4 and names is not None and lower not in names:
+                    continue  # capitals for emphasis or a heading ("TERMS AND CONDITIONS"), not a name
                 if position > 0 or token.isupper() or (names is not None and lower in names):
                     terms.add(lower)
     return terms
@@ -302,8 +304,10 @@ def support(sentence: str, passage: str, question: str = "", idf: dict[str, floa
         # A name meets its own word, or its plural ("States" for "State"); never a word that
         # only shares its stem ("Licensable" is not "License", "Additional" not "addition").
         chunk_words = {w.lower() for w in words(chunk)} | {name_key(w) for w in words(chunk)} | heading_words
+        chunk_numbers = number_values(chunk)  # "73" meets "Seventy-three": numbers by value
         missing = tuple(sorted(t for t in terms if t not in chunk_words and name_key(t) not in chunk_words
-                               and t not in chunk_lower and t not in spelled_out))
+                               and t not in chunk_lower and t not in spelled_out
+                               and not (t[:1].isdigit() and number_values(t) and number_values(t) <= chunk_numbers)))
         candidate = Support(overlap, missing)
         if (candidate.score, -len(missing), overlap) > (best.score, -len(best.missing), best.overlap):
             best = candidate

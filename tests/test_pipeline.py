@@ -78,6 +78,12 @@ def test_verify_reads_negation_and_numbers(claim, supported):
     assert verify(claim, LICENCE).supported is supported
 
 
+def test_numbers_in_digits_meet_the_same_number_in_words():
+    passage = "Seventy-three Member States took the floor."
+    assert verify("73 Member States took the floor.", passage).supported
+    assert not verify("74 Member States took the floor.", passage).supported
+
+
 def test_a_name_opening_a_sentence_is_checked_like_any_other():
     passage = "Australia and Ghana led the initiative."
     names = grounding.names_of([passage, "France and Mexico led the other one."])
