@@ -387,11 +387,12 @@ class Release:
         asked for (a number for "how long"), quoted; else decline. Only sentences within the
         drift margin of the best one are candidates: a far weaker one answers something else."""
         ranked, policy = self.state.ranked, self.a.policy
+        bar, pointed_at = self._fallback_bar(), bool(self.a.referenced(self.state.question))
         for n, (score, passage, _, sentence) in enumerate(ranked):
             if ranked[0][0] - score >= policy.drift_margin:
                 break
             quote = self.a.quote(passage, sentence)
-            close = score >= self._fallback_bar() or self.a.referenced(self.state.question)
+            close = score >= bar or pointed_at
             if close and grounding.gives_expected_answer(quote, self.state.question, self.a.names):
                 best = Claim(quote, [passage], n, 1.0)
                 self.shown = [best]
