@@ -395,11 +395,26 @@ class Answerer:
         coverage = grounding.weighted_share(grounding.content_stems(ranked[best][3]), claim_stems, self.idf)
         return best, coverage
 
-    def quote(self, passage: Passage, sentence: str) -> Quote:
+    def quote(self, passage: Passage, sentence: str, ranked: list | None = None) -> Quote:
         """A sentence as quoted in an answer: with the sentence before it when it points back
-        ("He drew a direct connection..." needs the one that says who "he" is)."""
+        ("He drew a direct connection..." needs the one that says who "he" is).
+
+        Given the question's ranked sentences, the quote also runs on into the next sentence
+        of its paragraph when that one is among the question's best few too, or when the
+        quoted one ends in a colon: answers often take two sentences ("You may choose to
+        offer support ... However, in accepting such obligations, You may act only on Your
+        own behalf ..."), and a sentence that ends "the following:" says nothing alone."""
         sentences = self._sentences_of(passage.id, passage.text)[0]
-        return Quote(_in_context(sentences)[sentences.index(sentence)] if sentence in sentences else sentence)
+        if sentence not in sentences:
+            return Quote(sentence)
+        n = sentences.index(sentence)
+        text = _in_context(sentences)[n]
+        if ranked is not None and n + 1 < len(sentences):
+            following = sentences[n + 1]
+            best = {(row[1].id, row[3]) for row in ranked[:self.policy.on_target]}
+            if sentence.rstrip().endswith(":") or (passage.id, following) in best:
+                text += " " + following
+        return Quote(text)
 
     @staticmethod
     def citation(p: Passage) -> Citation:

@@ -226,10 +226,16 @@ def ndcg_at(retrieved: list[str], gold: set[str], k: int = 10) -> float:
 
 def key_fact_hit(answer: str, facts) -> bool:
     """Every fact has one of its "|"-alternatives in the answer, as whole words: "no" is not
-    found in "notice" or "know", "30" not in "300"."""
+    found in "notice" or "know", "30" not in "300".
+
+    An alternative of plain words also matches the same words inflected: "prominent notices"
+    carries "prominent notice", "July 13th" carries "July 13", "licensed" carries "license".
+    Words are compared by their stems, so "no" still never meets "notice" nor "30" "300"; an
+    alternative with punctuation ("-H", "bug-tar@gnu.org", "2.0") is matched exactly."""
     if not facts:
         return False
     lower = answer.lower()
+    answer_words = _fact_words(lower)
 
     def found(alternative: str) -> bool:
         alternative = alternative.strip().lower()
@@ -237,9 +243,20 @@ def key_fact_hit(answer: str, facts) -> bool:
             return False
         start = r"(?<!\w)" if alternative[0].isalnum() else ""
         end = r"(?!\w)" if alternative[-1].isalnum() else ""
-        return re.search(start + re.escape(alternative) + end, lower) is not None
+        if re.search(start + re.escape(alternative) + end, lower) is not None:
+            return True
+        if not re.fullmatch(r"[a-z0-9]+(?: [a-z0-9]+)*", alternative):
+            return False
+        wanted = _fact_words(alternative)
+        return any(answer_words[i:i + len(wanted)] == wanted for i in range(len(answer_words) - len(wanted) + 1))
 
     return all(any(found(alt) for alt in fact.split("|")) for fact in facts)
+
+
+def _fact_words(text: str) -> list[str]:
+    """Words for inflection-tolerant key-fact matching: stems, ordinals as their number."""
+    words = re.findall(r"\w+", text)
+    return [re.sub(r"^(\d+)(?:st|nd|rd|th)$", r"\1", w) if w[0].isdigit() else grounding.stem(w) for w in words]
 
 
 def _normalise(text: str) -> list[str]:

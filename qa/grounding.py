@@ -438,8 +438,15 @@ def missing_terms(question: str, vocabulary: set[str], corpus_text: str = "") ->
     missing = {t for t in asked if not known(t)}
     if corpus_text:
         flat = re.sub(r"[\s-]+", " ", corpus_text.lower())
+
+        def phrase_known(phrase: str) -> bool:
+            return re.sub(r"[\s-]+", " ", phrase) in flat or " " not in phrase and known(phrase)
+
         for phrase in name_phrases(question):
-            if re.sub(r"[\s-]+", " ", phrase) not in flat:
+            # "Knoppix and Debian", "MPL 1.1 and MPL 2.0": two names the question compares,
+            # each known on its own, are no third name the document must contain.
+            parts = phrase.split(" and ")
+            if not phrase_known(phrase) and not (len(parts) > 1 and all(map(phrase_known, parts))):
                 missing.add(phrase)
     return sorted(missing)
 

@@ -72,6 +72,7 @@ class Claim:
     source: int = 0  # row in State.ranked
     coverage: float = 0.0
     drafted: str = ""  # the model's own words, when the text became a quote of the document
+    leaves_out: str = ""  # the part that drops a negation its passage holds next to it (verify.py)
 
     @property
     def judged(self) -> str:
@@ -215,7 +216,8 @@ def attach_evidence(a: "Answerer", state: State, sentence: str) -> Claim | None:
     backing = list({p.id: p for p in backed}.values())
     state.note("verify", "supported", "by " + ", ".join(p.label for p in backing), claim)
     source, coverage = a.source_of(claim, state.ranked, subject)
-    return Claim(claim, backing, source, coverage)
+    left_out = next((verdicts[p.id].leaves_out for p in backing if p.id in verdicts and verdicts[p.id].leaves_out), "")
+    return Claim(claim, backing, source, coverage, leaves_out=left_out)
 
 
 def _backed_part_by_part(a: "Answerer", sentence: str, passages: list, subject: str) -> list:
@@ -294,8 +296,21 @@ class Release:
             passage = ranked[n][1]
             self.quoted_from.append(passage.label)
             self.state.note("compose", "quoted the sentence it restates", passage.label)
-            return Claim(self.a.quote(passage, ranked[n][3]), [passage], n, 1.0, claim.judged)
+            return Claim(self.a.quote(passage, ranked[n][3], ranked), [passage], n, 1.0, claim.judged)
         return claim
+
+    def _quoted_with_what_it_leaves_out(self, claim: Claim) -> Claim | None:
+        """A claim that restates words next to a negation of its passage but leaves the negation
+        out ("mount it" for "mount (but not reformat) it") says no falsehood, but may drop the
+        point: the sentence it rests on is quoted instead; without one in its passage, it goes."""
+        ranked = self.state.ranked
+        if not ranked or ranked[claim.source][1].id not in {p.id for p in claim.backing}:
+            self.state.note("verify", "dropped a sentence", f"leaves out a negation: {claim.leaves_out!r}", claim.text)
+            return None
+        passage = ranked[claim.source][1]
+        self.quoted_from.append(passage.label)
+        self.state.note("compose", "quoted the sentence whose negation the draft left out", passage.label)
+        return Claim(self.a.quote(passage, ranked[claim.source][3], ranked), [passage], claim.source, 1.0, claim.judged)
 
     def offer(self, sentence: str) -> list[VerifiedSentence]:
         """Check one draft sentence; return what may be shown now (possibly nothing)."""
@@ -320,6 +335,11 @@ class Release:
         if claim is None:
             self.dropped += 1
             return []
+        if claim.leaves_out:
+            claim = self._quoted_with_what_it_leaves_out(claim)
+            if claim is None:
+                self.dropped += 1
+                return []
         if self.state.ranked:
             claim = self._as_quote_if_restated(claim)
         if any(c.text == claim.text for c in self.shown + self.pending):
@@ -357,7 +377,7 @@ class Release:
         self.state.note("release", "nothing passed", why)
         ranked = self.state.ranked
         if ranked and why == "the draft answered from a weaker sentence":
-            best = Claim(self.a.quote(ranked[0][1], ranked[0][3]), [ranked[0][1]], 0, 1.0)
+            best = Claim(self.a.quote(ranked[0][1], ranked[0][3], ranked), [ranked[0][1]], 0, 1.0)
             self.shown = [best]
             return self._done(self._second_part([best]), "the draft answered from a weaker sentence; quoted the best one instead",
                               first=True)
@@ -376,7 +396,7 @@ class Release:
         if all(self.drifted(c) for c in self.pending):
             if ranked[0][0] < self._fallback_bar():
                 return "the draft answered from a far weaker sentence"
-            best_quote = self.a.quote(ranked[0][1], ranked[0][3])
+            best_quote = self.a.quote(ranked[0][1], ranked[0][3], ranked)
             if grounding.gives_expected_answer(best_quote, self.state.question, self.a.names):
                 return "the draft answered from a weaker sentence"
         kind = grounding.expected_answer(self.state.question)
@@ -391,7 +411,7 @@ class Release:
         for n, (score, passage, _, sentence) in enumerate(ranked):
             if ranked[0][0] - score >= policy.drift_margin:
                 break
-            quote = self.a.quote(passage, sentence)
+            quote = self.a.quote(passage, sentence, ranked)
             close = score >= bar or pointed_at
             if close and grounding.gives_expected_answer(quote, self.state.question, self.a.names):
                 best = Claim(quote, [passage], n, 1.0)
@@ -416,7 +436,7 @@ class Release:
                 break
             if n not in sources and passage.id not in answered:
                 self.state.note("compose", "added a second part", passage.label)
-                return [Claim(self.a.quote(passage, sentence), [passage], n, 1.0)]
+                return [Claim(self.a.quote(passage, sentence, ranked), [passage], n, 1.0)]
         return []
 
     def _render(self, claim: Claim) -> VerifiedSentence:

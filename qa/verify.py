@@ -34,6 +34,9 @@ class Verdict:
     score: float  # word support, 0..1 (0 when a name or number is missing)
     reason: str = ""  # why not supported; empty when it is
     missing: tuple[str, ...] = field(default=())  # names / numbers absent from the passage
+    # Supported, but the part of the passage it restates holds a negation of something the
+    # claim leaves out ("mount it" for "mount (but not reformat) it"): show the passage's words.
+    leaves_out: str = ""
 
 
 @dataclass(frozen=True)
@@ -90,12 +93,21 @@ def _stems(text: str) -> set[str]:
 
 def polarity_conflict(claim: str, passage: str, idf: dict | None = None) -> str:
     """The part of the claim that disagrees on negation with the passage clause it restates, or "".
+    (See `polarity` for the parts that only leave a negation out.)"""
+    return polarity(claim, passage, idf)[0]
+
+
+def polarity(claim: str, passage: str, idf: dict | None = None) -> tuple[str, str]:
+    """(the part of the claim that disagrees on negation with the passage clause it restates,
+    the part that restates words around a negation of the passage but not what it negates),
+    each "" when there is none.
 
     Each part of the claim is matched to the run of adjacent clauses (one to three) of the
     passage sharing most of its words, the shortest on a tie; they must hold as many negations ("with no transfer
     ..., is not conveying" against "..., is conveying"). A part that shares little with any
     clause (a paraphrase) is not judged here: the word check covers it.
     """
+    left_out = ""
     windows = []  # runs of one to three adjacent clauses of one sentence, with that sentence
     for sentence in grounding.split_sentences(passage) or [passage]:
         parts = clauses(sentence)
@@ -104,7 +116,7 @@ def polarity_conflict(claim: str, passage: str, idf: dict | None = None) -> str:
             for end in range(start + 1, min(start + 3, len(parts)) + 1):
                 windows.append((", ".join(parts[start:end]), set().union(*stems[start:end]), sentence))
     if not windows:
-        return ""
+        return "", ""
     for part, whole in _units(claim):
         wanted = _stems(part)
         if not wanted:
@@ -119,8 +131,35 @@ def polarity_conflict(claim: str, passage: str, idf: dict | None = None) -> str:
         # Z_FINISH, it returns an error" for "later calls return an error if the flush is not
         # Z_FINISH"): a turned polarity changes the count of the whole sentence as well.
         if best_share >= 0.5 and negations(part) != negations(best_text) and negations(whole) != negations(best_sentence):
-            return part
-    return ""
+            if negations(part) < negations(best_text) and not wanted & _negated_words(best_text):
+                # The claim takes words from around the passage's negation, not the words it
+                # negates: "the treaty named is the WIPO copyright treaty" restates the end of
+                # "No covered work shall be deemed part of ... the WIPO copyright treaty",
+                # whose "No" turns "covered work ... deemed", which the claim never says. No
+                # contradiction, but what it leaves out may be the point ("mount it" for
+                # "mount (but not reformat) it"): the caller shows the passage's own words.
+                left_out = left_out or part
+                continue
+            return part, ""
+    return "", left_out
+
+
+_NEGATED_SPAN = 3  # content words after a negation that it turns ("not [controlled] by", "no [event] ... [liable]")
+
+
+def _negated_words(text: str) -> set[str]:
+    """Stems of the first few content words after each negation in its clause: what it
+    negates. A negation that ends its clause ("whether it is made or not") turns the words
+    before it instead."""
+    found: set[str] = set()
+    for clause in clauses(text):
+        tokens = re.findall(r"[a-z]+(?:'[a-z]+)?", clause.lower())
+        for n, token in enumerate(tokens):
+            if token in _NEGATIONS or token.endswith("n't"):
+                following = [t for t in tokens[n + 1:] if grounding.content_stems(t)]
+                preceding = [t for t in tokens[:n] if grounding.content_stems(t)]
+                found |= _stems(" ".join(following[:_NEGATED_SPAN] or preceding[-_NEGATED_SPAN:]))
+    return found
 
 
 def missing_numbers(claim: str, passage: str, question: str = "", heading: str = "") -> set[str]:
@@ -143,7 +182,7 @@ def verify(claim: str, passage: str, question: str = "", context: Context = Cont
         return Verdict(False, 0.0, "numbers not in the passage: " + ", ".join(sorted(numbers)), tuple(sorted(numbers)))
     if support.overlap < policy.min_support:
         return Verdict(False, support.overlap, f"only {support.overlap:.0%} of its words are in the passage")
-    conflict = polarity_conflict(claim, passage, context.idf)
+    conflict, left_out = polarity(claim, passage, context.idf)
     if conflict:
         return Verdict(False, 0.0, f"negation differs from the passage: {conflict!r}")
-    return Verdict(True, support.overlap)
+    return Verdict(True, support.overlap, leaves_out=left_out)

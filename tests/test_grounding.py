@@ -69,6 +69,10 @@ def test_missing_terms_words_and_phrases():
     assert g.missing_terms("What were the Member States' views?", vocab, corpus) == []
     assert g.missing_terms("What was the United Nations Development Programme’s role?", vocab, corpus) == []
     assert g.missing_terms("What was the United States' view?", vocab, corpus) == ["united states"]
+    # "I'm" is the reader, not a name; two known names joined by "and" are no third name.
+    assert g.missing_terms("Can France speak when I'm not there?", vocab, corpus) == []
+    assert g.missing_terms("How do France and Member States differ?", vocab, corpus) == []
+    assert g.missing_terms("How do France and China differ?", vocab, corpus) == ["china", "france and china"]
 
 
 def test_short_answer_must_come_from_a_passage_about_what_the_question_names():

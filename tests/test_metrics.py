@@ -62,6 +62,18 @@ def test_key_facts_and_alternatives():
     assert key_fact_hit("See http://mozilla.org/MPL/2.0/ for a copy.", ["http://mozilla.org/MPL/2.0/"])
 
 
+def test_key_facts_meet_their_inflections_but_not_other_words():
+    assert key_fact_hit("Modified files must carry prominent notices [4(b)].", ["prominent notice"])
+    assert key_fact_hit("It could be used from July 13th.", ["July 13"])
+    assert key_fact_hit("The licensed work.", ["license"])
+    assert not key_fact_hit("It could be used from July 13th.", ["July 1"])
+    assert not key_fact_hit("Keep the notices.", ["no|not"])
+    assert not key_fact_hit("It costs 300th euros.", ["30"])
+    # Punctuation is part of an option or an address: matched exactly, never by its letters.
+    assert not key_fact_hit("Use h for help.", ["-H"])
+    assert key_fact_hit("Use -H for that.", ["-H"])
+
+
 def test_token_f1_including_empty_answers():
     assert token_f1("France and Mexico [¶11].", "France and Mexico") == 1.0
     assert token_f1("", "France and Mexico") == 0.0

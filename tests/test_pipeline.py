@@ -125,6 +125,17 @@ def test_a_paraphrase_may_move_the_negation_to_another_clause():
     assert polarity_conflict("If you call deflate() again with Z_FINISH, it returns Z_STREAM_ERROR.", passage)
 
 
+def test_a_claim_restating_what_the_negation_does_not_turn_is_no_conflict():
+    passage = ("No covered work shall be deemed part of an effective technological measure under "
+               "article 11 of the WIPO copyright treaty adopted on 20 December 1996.")
+    assert not polarity_conflict("The treaty named there is the WIPO copyright treaty adopted on 20 December 1996.",
+                                 passage)
+    assert polarity_conflict("Covered work shall be deemed part of an effective technological measure.", passage)
+    # A negation that ends its clause turns the words before it.
+    assert polarity_conflict("Tar determines whether the archive can be seeked or.",
+                             "Tar determines whether the archive can be seeked or not.")
+
+
 def test_a_label_written_as_text_is_a_citation_not_a_number():
     labels = ["zlib Usage Example ¶4", "3.3"]
     assert pipeline._label_mentions_as_markers("In zlib Usage Example ¶4, you set the fields.", labels) == (
@@ -273,3 +284,24 @@ def test_the_fallback_quote_gives_the_kind_of_answer_asked_for(tmp_path, fake_em
                  ScriptedGenerator("Your rights end if you do not cure a breach."), AnswerSettings(min_dense=0.05, min_fallback=0.0))
     answer = a.ask("How long do my rights last after I am notified of a breach?")
     assert "30 days" in answer.text
+
+
+def test_a_draft_that_leaves_out_its_passages_negation_is_answered_with_the_passage(tmp_path, fake_embedder):
+    # "mount it" is true of "mount (but not reformat) it", and drops the point: quote it.
+    from qa.documents import load_documents
+    from qa.store import build_index
+
+    doc = tmp_path / "install-notes.txt"
+    doc.write_text("Reinstalling\n\nIf your home directory is on its own partition, tell the installer to "
+                   "mount (but not reformat) that partition when reinstalling. Back up your data first.\n",
+                   encoding="utf-8")
+    index = build_index(load_documents([doc]), fake_embedder, tmp_path / "ix")
+    question = "How do I keep my home partition when I reinstall?"
+    answer = Answerer(index, ScriptedGenerator("Tell the installer to mount that partition when reinstalling."),
+                      FAKE).ask(question)
+    assert "but not reformat" in answer.text and not answer.abstained
+    assert any(step["decision"] == "quoted the sentence whose negation the draft left out" for step in answer.trace)
+    # A draft that turns the negation itself is still no answer.
+    turned = Answerer(index, ScriptedGenerator("Tell the installer to reformat that partition when reinstalling."),
+                      FAKE).ask(question)
+    assert turned.abstained or "but not reformat" in turned.text
