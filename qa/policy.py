@@ -45,6 +45,9 @@ class Policy:
     min_support: float = 0.5  # share of a claim's content words (rarer weigh more) its evidence must contain
     support_window: int = 2  # consecutive sentences a claim may draw on: wider windows let names drift
     on_target: int = 3  # a claim must rest on one of the question's best-ranked sentences
+    # Content words after a negation that it turns ("not [controlled] by"): a claim that shares
+    # none of them restates the words around the negation, not what it negates.
+    negated_span: int = 3
 
     # ---------------------------------------------------------------- composing
     min_fallback: float = 0.8  # sentence score a quoted fallback needs: below it, decline rather than quote

@@ -97,7 +97,8 @@ def polarity_conflict(claim: str, passage: str, idf: dict | None = None) -> str:
     return polarity(claim, passage, idf)[0]
 
 
-def polarity(claim: str, passage: str, idf: dict | None = None) -> tuple[str, str]:
+def polarity(claim: str, passage: str, idf: dict | None = None,
+             negated_span: int = DEFAULT_POLICY.negated_span) -> tuple[str, str]:
     """(the part of the claim that disagrees on negation with the passage clause it restates,
     the part that restates words around a negation of the passage but not what it negates),
     each "" when there is none.
@@ -131,7 +132,7 @@ def polarity(claim: str, passage: str, idf: dict | None = None) -> tuple[str, st
         # Z_FINISH, it returns an error" for "later calls return an error if the flush is not
         # Z_FINISH"): a turned polarity changes the count of the whole sentence as well.
         if best_share >= 0.5 and negations(part) != negations(best_text) and negations(whole) != negations(best_sentence):
-            if negations(part) < negations(best_text) and not wanted & _negated_words(best_text):
+            if negations(part) < negations(best_text) and not wanted & _negated_words(best_text, negated_span):
                 # The claim takes words from around the passage's negation, not the words it
                 # negates: "the treaty named is the WIPO copyright treaty" restates the end of
                 # "No covered work shall be deemed part of ... the WIPO copyright treaty",
@@ -144,11 +145,8 @@ def polarity(claim: str, passage: str, idf: dict | None = None) -> tuple[str, st
     return "", left_out
 
 
-_NEGATED_SPAN = 3  # content words after a negation that it turns ("not [controlled] by", "no [event] ... [liable]")
-
-
-def _negated_words(text: str) -> set[str]:
-    """Stems of the first few content words after each negation in its clause: what it
+def _negated_words(text: str, span: int) -> set[str]:
+    """Stems of the first `span` content words after each negation in its clause: what it
     negates. A negation that ends its clause ("whether it is made or not") turns the words
     before it instead."""
     found: set[str] = set()
@@ -158,7 +156,7 @@ def _negated_words(text: str) -> set[str]:
             if token in _NEGATIONS or token.endswith("n't"):
                 following = [t for t in tokens[n + 1:] if grounding.content_stems(t)]
                 preceding = [t for t in tokens[:n] if grounding.content_stems(t)]
-                found |= _stems(" ".join(following[:_NEGATED_SPAN] or preceding[-_NEGATED_SPAN:]))
+                found |= _stems(" ".join(following[:span] or preceding[-span:]))
     return found
 
 
@@ -182,7 +180,7 @@ def verify(claim: str, passage: str, question: str = "", context: Context = Cont
         return Verdict(False, 0.0, "numbers not in the passage: " + ", ".join(sorted(numbers)), tuple(sorted(numbers)))
     if support.overlap < policy.min_support:
         return Verdict(False, support.overlap, f"only {support.overlap:.0%} of its words are in the passage")
-    conflict, left_out = polarity(claim, passage, context.idf)
+    conflict, left_out = polarity(claim, passage, context.idf, policy.negated_span)
     if conflict:
         return Verdict(False, 0.0, f"negation differs from the passage: {conflict!r}")
     return Verdict(True, support.overlap, leaves_out=left_out)
