@@ -414,7 +414,32 @@ class Answerer:
             best = {(row[1].id, row[3]) for row in ranked[:self.policy.on_target]}
             if sentence.rstrip().endswith(":") or (passage.id, following) in best:
                 text += " " + following
-        return Quote(text)
+        lead = self.lead_in(passage) if n == 0 else None
+        if lead is None:
+            return Quote(text)
+        # A list item means nothing without the line that opens its list: "for any code that
+        # a Contributor has removed; or" is what "no patent license is granted by a
+        # Contributor:" is not granted for. The quote opens with it, and cites it too.
+        quote = Quote(_evidence_sentences(lead.text)[-1] + " " + text)
+        quote.lead_in = lead
+        return quote
+
+    def lead_in(self, passage: Passage) -> Passage | None:
+        """The paragraph that opens the list this one is an item of ("... is granted by a
+        Contributor:"), found back over the items before it ("...; or"), or None."""
+        paragraphs, row = self.index.paragraphs, self._row.get(passage.id)
+        if row is None:
+            return None
+        for earlier in reversed(paragraphs[max(0, row - self.policy.list_items):row]):
+            text = earlier.text.rstrip()
+            if earlier.document != passage.document or not text:
+                return None
+            if text.endswith(":"):
+                return Passage(earlier.id, earlier.label, earlier.document, earlier.section, earlier.text,
+                               0.0, 0.0, 0.0, 0, getattr(earlier, "page", None))
+            if not _CONTINUES.search(text):
+                return None  # not an item of a list that runs on: no lead-in to find
+        return None
 
     @staticmethod
     def citation(p: Passage) -> Citation:
@@ -429,6 +454,10 @@ _CLAUSE_REFERENCE = re.compile(
 # "paragraph 11", "paragraphs 10 and 11", "para. 4", "¶ 7": the numbers after the word.
 _PARAGRAPH_REFERENCE = re.compile(
     r"(?:¶|\bparagraphs?\b|\bparas?\b\.?)\s*(\d{1,4}(?:\s*(?:,|and|&|-|to)\s*¶?\s*\d{1,4})*)", re.IGNORECASE)
+
+
+# How an item of a running list ends: "...; or", "...; and", "...,", "...;".
+_CONTINUES = re.compile(r"(?:[;,]|[;,]?\s+(?:and|or))$", re.IGNORECASE)
 
 
 def _evidence_sentences(text: str) -> list[str]:

@@ -296,7 +296,7 @@ class Release:
             passage = ranked[n][1]
             self.quoted_from.append(passage.label)
             self.state.note("compose", "quoted the sentence it restates", passage.label)
-            return Claim(self.a.quote(passage, ranked[n][3], ranked), [passage], n, 1.0, claim.judged)
+            return self._quoted(n, claim.judged)
         return claim
 
     def _quoted_with_what_it_leaves_out(self, claim: Claim) -> Claim | None:
@@ -310,7 +310,15 @@ class Release:
         passage = ranked[claim.source][1]
         self.quoted_from.append(passage.label)
         self.state.note("compose", "quoted the sentence whose negation the draft left out", passage.label)
-        return Claim(self.a.quote(passage, ranked[claim.source][3], ranked), [passage], claim.source, 1.0, claim.judged)
+        return self._quoted(claim.source, claim.judged)
+
+    def _quoted(self, n: int, drafted: str = "") -> Claim:
+        """Ranked sentence n as a quote of the document, backed by its passage (and by the
+        paragraph that opens its list, when the quote starts with that line)."""
+        _, passage, _, sentence = self.state.ranked[n]
+        quote = self.a.quote(passage, sentence, self.state.ranked)
+        lead = getattr(quote, "lead_in", None)
+        return Claim(quote, ([lead] if lead else []) + [passage], n, 1.0, drafted)
 
     def offer(self, sentence: str) -> list[VerifiedSentence]:
         """Check one draft sentence; return what may be shown now (possibly nothing)."""
@@ -377,7 +385,7 @@ class Release:
         self.state.note("release", "nothing passed", why)
         ranked = self.state.ranked
         if ranked and why == "the draft answered from a weaker sentence":
-            best = Claim(self.a.quote(ranked[0][1], ranked[0][3], ranked), [ranked[0][1]], 0, 1.0)
+            best = self._quoted(0)
             self.shown = [best]
             return self._done(self._second_part([best]), "the draft answered from a weaker sentence; quoted the best one instead",
                               first=True)
@@ -396,8 +404,7 @@ class Release:
         if all(self.drifted(c) for c in self.pending):
             if ranked[0][0] < self._fallback_bar():
                 return "the draft answered from a far weaker sentence"
-            best_quote = self.a.quote(ranked[0][1], ranked[0][3], ranked)
-            if grounding.gives_expected_answer(best_quote, self.state.question, self.a.names):
+            if grounding.gives_expected_answer(self._quoted(0).text, self.state.question, self.a.names):
                 return "the draft answered from a weaker sentence"
         kind = grounding.expected_answer(self.state.question)
         return f"the draft gives no {kind} for the question"
@@ -408,13 +415,12 @@ class Release:
         drift margin of the best one are candidates: a far weaker one answers something else."""
         ranked, policy = self.state.ranked, self.a.policy
         bar, pointed_at = self._fallback_bar(), bool(self.a.referenced(self.state.question))
-        for n, (score, passage, _, sentence) in enumerate(ranked):
+        for n, (score, *_) in enumerate(ranked):
             if ranked[0][0] - score >= policy.drift_margin:
                 break
-            quote = self.a.quote(passage, sentence, ranked)
+            best = self._quoted(n)
             close = score >= bar or pointed_at
-            if close and grounding.gives_expected_answer(quote, self.state.question, self.a.names):
-                best = Claim(quote, [passage], n, 1.0)
+            if close and grounding.gives_expected_answer(best.text, self.state.question, self.a.names):
                 self.shown = [best]
                 return self._done(self._second_part([best]), f"{why}; quoted the passage instead", first=True)
         return [], self._decline(why)
@@ -431,16 +437,18 @@ class Release:
         ranked, policy = self.state.ranked, self.a.policy
         sources = {c.source for c in kept if c.source < policy.on_target}
         answered = {ranked[n][1].id for n in sources}
-        for n, (score, passage, _, sentence) in enumerate(ranked):
+        for n, (score, passage, *_) in enumerate(ranked):
             if ranked[0][0] - score > policy.second_part_margin:
                 break
             if n not in sources and passage.id not in answered:
                 self.state.note("compose", "added a second part", passage.label)
-                return [Claim(self.a.quote(passage, sentence, ranked), [passage], n, 1.0)]
+                return [self._quoted(n)]
         return []
 
     def _render(self, claim: Claim) -> VerifiedSentence:
-        labels = self.a.display_labels(self.state.passages)
+        # (A quote's list lead-in may come from a paragraph that was not retrieved.)
+        retrieved = {p.id for p in self.state.passages}
+        labels = self.a.display_labels(self.state.passages + [p for p in claim.backing if p.id not in retrieved])
         return VerifiedSentence(_render_claim(claim, labels), tuple(self.a.citation(p) for p in claim.backing))
 
     def _done(self, extra: list[Claim], reason: str, first: bool = False):

@@ -60,6 +60,7 @@ class Policy:
     restatement: float = 0.6  # share of a sentence a claim rewrites before the sentence itself is quoted
     full_restatement: float = 0.85  # ... unless it rewrites this much: nothing was left out, keep its words
     short_sentence: int = 16  # words; a claim restating half of a sentence this short quotes it
+    list_items: int = 12  # paragraphs looked back over for the line that opens a quoted item's list
     second_part_margin: float = 0.25  # two-part questions: how far below the best a second source may score
 
 

@@ -305,3 +305,28 @@ def test_a_draft_that_leaves_out_its_passages_negation_is_answered_with_the_pass
     turned = Answerer(index, ScriptedGenerator("Tell the installer to reformat that partition when reinstalling."),
                       FAKE).ask(question)
     assert turned.abstained or "but not reformat" in turned.text
+
+
+def test_a_quoted_list_item_opens_with_the_line_that_opens_its_list(tmp_path, fake_embedder):
+    from qa.documents import load_documents
+    from qa.store import build_index
+
+    doc = tmp_path / "tpl-2.0.txt"
+    doc.write_text("Tiny Public License Version 2.0\n\n2. Grants\n\n"
+                   "2.1. Each Contributor grants you a licence to copy the software.\n\n"
+                   "2.2. No patent licence is granted by a Contributor:\n\n"
+                   "(a) for any code that the Contributor has removed from the software; or\n\n"
+                   "(b) for infringements caused by your own changes to the software.\n",
+                   encoding="utf-8")
+    index = build_index(load_documents([doc]), fake_embedder, tmp_path / "ix")
+    question = "Is code the Contributor has removed from the software still under a patent licence?"
+    answer = Answerer(index, ScriptedGenerator("The Contributor removed code from the software."),
+                      AnswerSettings(min_dense=0.05, min_fallback=0.0)).ask(question)
+    assert "No patent licence is granted by a Contributor: for any code" in answer.text, answer.text
+    assert {c.label for c in answer.citations} >= {"2.2", "2.2(a)"}
+    # Item (b) finds the same line back over item (a), which runs on ("; or").
+    a = Answerer(index, ScriptedGenerator(""), AnswerSettings(min_dense=0.05))
+    item_b = next(p for p in index.paragraphs if p.label == "2.2(b)")
+    from qa.answer import Passage
+    passage = Passage(item_b.id, item_b.label, item_b.document, item_b.section, item_b.text, 1.0, 1.0, 0.0, 1)
+    assert a.lead_in(passage).label == "2.2"
