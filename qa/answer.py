@@ -174,7 +174,7 @@ class Answerer:
                 found += self._by_label.get(f"¶{int(number)}", [])
         # A numbered clause ("section 2.3(b)", "§ 4", "clause 1.5"): that label, else the
         # paragraphs under it ("2.3 ¶1", "2.3(a)", "2.3.1").
-        for match in _CLAUSE_REFERENCE.finditer(question):
+        for match in _clause_references(question):
             number = re.sub(r"\s+", "", match.group(1) or match.group(2))
             exact = self._by_label.get(number, [])
             found += exact or [p for label, ps in self._by_label.items()
@@ -378,7 +378,10 @@ class Answerer:
 
     def without_references(self, question: str) -> str:
         """The question without its paragraph references: "¶11" is no name a passage must contain."""
-        return _CLAUSE_REFERENCE.sub(" ", _PARAGRAPH_REFERENCE.sub(" ", question))
+        question = _PARAGRAPH_REFERENCE.sub(" ", question)
+        for match in reversed(_clause_references(question)):
+            question = question[:match.start()] + " " + question[match.end():]
+        return question
 
     def source_of(self, claim: str, ranked: list, question: str) -> tuple[int, float]:
         """The ranked sentence that best supports a claim, and how much of it the claim restates.
@@ -450,6 +453,16 @@ class Answerer:
 _CLAUSE_REFERENCE = re.compile(
     r"(?:\b(?:sections?|clauses?|articles?|sec\.|art\.)\s*|§\s*)(\d{1,3}(?:\.\d{1,3})*(?:\s*\([a-z0-9]{1,3}\))?)"
     r"|\b(\d{1,3}\.\d{1,3}(?:\.\d{1,3})*(?:\([a-z0-9]{1,3}\))?)(?![\d.])", re.IGNORECASE)
+
+# What a bare "1.1" after it is a version of, not a clause: "MPL 1.1", "GPL-3.0", "version 2.0".
+_VERSIONED = re.compile(r"(?:\b[A-Z][A-Z0-9]+|\b(?i:version|release|v))[\s-]*$")
+
+
+def _clause_references(question: str) -> list[re.Match]:
+    """The numbered clauses a question names; a bare number that versions a name is none."""
+    return [match for match in _CLAUSE_REFERENCE.finditer(question)
+            if match.group(1) or not _VERSIONED.search(question[:match.start()])]
+
 
 # "paragraph 11", "paragraphs 10 and 11", "para. 4", "¶ 7": the numbers after the word.
 _PARAGRAPH_REFERENCE = re.compile(

@@ -424,6 +424,11 @@ def test_a_numbered_clause_named_in_the_question_is_the_passage(tmp_path, fake_e
     assert labels == ["2.2"]
     assert [p.label for p in a.referenced("Summarise clause 1")] == ["1.1", "1.2"]
     assert a.referenced("What is 12.5 percent of it?") == []  # no such clause: nothing named
+    assert [p.label for p in a.referenced("Does 2.1 let me run it?")] == ["2.1"]
+    # A number that versions a name is no clause: "LPL 1.1", "version 2.1".
+    assert a.referenced("What changed between LPL 1.1 and LPL 2.1?") == []
+    assert a.referenced("Is version 2.1 the latest?") == []
+    assert "2.1" in a.without_references("Is version 2.1 the latest?")
 
 
 def test_labels_shared_by_two_documents_get_the_short_document_name(tmp_path, fake_embedder):
