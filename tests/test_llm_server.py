@@ -53,7 +53,11 @@ def test_real_server_answers_through_qa_ask(tmp_path):
     server = subprocess.Popen([sys.executable, "-m", "qa.llm_server", "--port", str(port), "--parallel", "2"],
                               cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        ready = server.stderr.readline()  # one line once /health answers (or an error line)
+        # Progress lines first (a first start assembles the GGUF from its packages), then one
+        # line once /health answers, or an error line.
+        ready = server.stderr.readline()
+        while ready and "ready" not in ready and "error" not in ready:
+            ready = server.stderr.readline()
         assert "ready" in ready and f"127.0.0.1:{port}" in ready, ready
         url = f"http://127.0.0.1:{port}/v1"
         index = tmp_path / "index"
