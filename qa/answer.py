@@ -438,8 +438,7 @@ class Answerer:
             if earlier.document != passage.document or not text:
                 return None
             if text.endswith(":"):
-                return Passage(earlier.id, earlier.label, earlier.document, earlier.section, earlier.text,
-                               0.0, 0.0, 0.0, 0, getattr(earlier, "page", None))
+                return Passage.from_hit(Hit(earlier, 0.0, 0.0, 0.0, 0))  # not retrieved: no scores
             if not _CONTINUES.search(text):
                 return None  # not an item of a list that runs on: no lead-in to find
         return None

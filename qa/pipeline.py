@@ -216,7 +216,7 @@ def attach_evidence(a: "Answerer", state: State, sentence: str) -> Claim | None:
     backing = list({p.id: p for p in backed}.values())
     state.note("verify", "supported", "by " + ", ".join(p.label for p in backing), claim)
     source, coverage = a.source_of(claim, state.ranked, subject)
-    left_out = next((verdicts[p.id].leaves_out for p in backing if p.id in verdicts and verdicts[p.id].leaves_out), "")
+    left_out = next((verdicts[p.id].leaves_out for p in backing if verdicts[p.id].leaves_out), "")
     return Claim(claim, backing, source, coverage, leaves_out=left_out)
 
 

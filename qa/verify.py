@@ -49,10 +49,17 @@ class Context:
     names: frozenset[str] | None = None
 
 
+def _tokens(text: str) -> list[str]:
+    return re.findall(r"[a-z]+(?:'[a-z]+)?", text.lower())
+
+
+def _is_negation(token: str) -> bool:
+    return token in _NEGATIONS or token.endswith("n't")
+
+
 def negations(text: str) -> int:
     """How many words in the text turn its polarity ("not", "no", "without", "except")?"""
-    tokens = re.findall(r"[a-z]+(?:'[a-z]+)?", text.lower())
-    return sum(t in _NEGATIONS or t.endswith("n't") for t in tokens)
+    return sum(map(_is_negation, _tokens(text)))
 
 
 def negated(text: str) -> bool:
@@ -151,9 +158,9 @@ def _negated_words(text: str, span: int) -> set[str]:
     before it instead."""
     found: set[str] = set()
     for clause in clauses(text):
-        tokens = re.findall(r"[a-z]+(?:'[a-z]+)?", clause.lower())
+        tokens = _tokens(clause)
         for n, token in enumerate(tokens):
-            if token in _NEGATIONS or token.endswith("n't"):
+            if _is_negation(token):
                 following = [t for t in tokens[n + 1:] if grounding.content_stems(t)]
                 preceding = [t for t in tokens[:n] if grounding.content_stems(t)]
                 found |= _stems(" ".join(following[:span] or preceding[-span:]))
