@@ -123,27 +123,29 @@ class Answerer:
         self.index = index
         self.generator = generator
         self.policy = settings or Policy()
-        self.document_names = document_names(index.paragraphs)  # true of every paragraph of each
-        texts = [p.text + " " + p.section for p in index.paragraphs] + index.documents + list(self.document_names.values())
+        # Read once: a loaded index reads each paragraph from its file when asked.
+        paragraphs = list(index.paragraphs)
+        self.document_names = document_names(paragraphs)  # true of every paragraph of each
+        texts = [p.text + " " + p.section for p in paragraphs] + index.documents + list(self.document_names.values())
         self.vocabulary = grounding.vocabulary_of(texts)
         self.corpus_text = "\n".join(texts)
-        self.idf = grounding.inverse_document_frequency([p.text for p in index.paragraphs])
+        self.idf = grounding.inverse_document_frequency([p.text for p in paragraphs])
         self.names = grounding.names_of(texts)  # tells a capitalised first word from a name
         self.verifier_context = verify.Context(self.idf, self.vocabulary, self.names)
         self.acronyms = grounding.acronym_phrases(self.corpus_text)
         self._by_label: dict[str, list] = {}
-        for p in index.paragraphs:
+        for p in paragraphs:
             self._by_label.setdefault(p.label, []).append(p)
-        self._row = {p.id: n for n, p in enumerate(index.paragraphs)}
+        self._row = {p.id: n for n, p in enumerate(paragraphs)}
         self._corpus_words = {w.lower() for w in grounding.words(self.corpus_text)}
         self._sentence_cache: dict[str, tuple[list[str], np.ndarray]] = {}
-        if len(index.paragraphs) <= self.policy.pre_embed_limit:
+        if len(paragraphs) <= self.policy.pre_embed_limit:
             # Small corpora: embed every sentence now, in one batch (about a second for a few
             # hundred paragraphs), rather than on the first question reaching each paragraph.
-            split = [_evidence_sentences(p.text) for p in index.paragraphs]
+            split = [_evidence_sentences(p.text) for p in paragraphs]
             vectors = self._embed([sentence for sentences in split for sentence in sentences])
             start = 0
-            for paragraph, sentences in zip(index.paragraphs, split):
+            for paragraph, sentences in zip(paragraphs, split):
                 self._sentence_cache[paragraph.id] = (sentences, vectors[start:start + len(sentences)])
                 start += len(sentences)
 
@@ -453,14 +455,24 @@ _CLAUSE_REFERENCE = re.compile(
     r"(?:\b(?:sections?|clauses?|articles?|sec\.|art\.)\s*|§\s*)(\d{1,3}(?:\.\d{1,3})*(?:\s*\([a-z0-9]{1,3}\))?)"
     r"|\b(\d{1,3}\.\d{1,3}(?:\.\d{1,3})*(?:\([a-z0-9]{1,3}\))?)(?![\d.])", re.IGNORECASE)
 
-# What a bare "1.1" after it is a version of, not a clause: "MPL 1.1", "GPL-3.0", "version 2.0".
+# What a bare "1.1" after it is a version of, not a clause: "MPL 1.1", "GPL-3.0", "version 2.0",
+# and any capitalised word that is no question or function word: "Apache License 2.0",
+# "Python 3.12" (but "Does 2.1 let me ...?" names clause 2.1).
 _VERSIONED = re.compile(r"(?:\b[A-Z][A-Z0-9]+|\b(?i:version|release|v))[\s-]*$")
+_NAME_BEFORE = re.compile(r"\b([A-Z][a-z]+)[\s-]*$")
+
+
+def _versions_a_name(before: str) -> bool:
+    if _VERSIONED.search(before):
+        return True
+    name = _NAME_BEFORE.search(before)
+    return bool(name) and name.group(1).lower() not in grounding.STOPWORDS
 
 
 def _clause_references(question: str) -> list[re.Match]:
     """The numbered clauses a question names; a bare number that versions a name is none."""
     return [match for match in _CLAUSE_REFERENCE.finditer(question)
-            if match.group(1) or not _VERSIONED.search(question[:match.start()])]
+            if match.group(1) or not _versions_a_name(question[:match.start()])]
 
 
 # "paragraph 11", "paragraphs 10 and 11", "para. 4", "¶ 7": the numbers after the word.

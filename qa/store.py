@@ -4,17 +4,21 @@ On disk an index is one folder:
 
     manifest.json     format version, embedder name and hash, dimension, count, sources
     paragraphs.jsonl  one paragraph per line (id, document, label, number, section, text)
+    offsets.npy       int64 [count + 1]: where each line of paragraphs.jsonl starts, so a
+                      paragraph is read (and checked) when it is used, not all at load
     vectors.npy       float32 [count, dimension], normalised, same order as paragraphs
-    faiss.index       the FAISS index over vectors.npy: exact inner product, or HNSW from
+    faiss.index       the FAISS index over vectors.npy: exact inner product, or IVF from
                       APPROXIMATE_FROM paragraphs on (the manifest's "faiss" says which)
     bm25/             the BM25 index (bm25s's own files), memory-mapped at load
     sources/<doc id>/<file name>   a copy of each source file, so a source that moves or
                       vanishes can still be re-indexed (adding a document re-reads the others)
 
-The manifest records the sha256 of paragraphs.jsonl, vectors.npy, faiss.index and the BM25
-files, and load
-verifies them: a tampered or rotten file is refused with a line naming it, instead of
-answering from edited paragraphs or random vectors. Everything else about the files is
+The manifest records the size and sha256 of every data file, and load verifies them: a
+tampered or rotten file is refused with a line naming it, instead of answering from edited
+paragraphs or random vectors. Sizes are checked at every load. Hashing reads every byte
+(4 GB at a million paragraphs, over 2 s), so an index larger than VERIFY_AT_LOAD_BYTES loads
+memory-mapped at once and is hashed in a background thread; if a file fails, every search
+from then on raises the same one-line error. Everything else about the files is
 checked too (manifest schema, paragraph fields, counts, FAISS dimension), and any failure to
 load is one IndexStoreError line, never a traceback. Indexes written before the checksums
 (no "files" in the manifest) still load, without that check.
@@ -28,6 +32,9 @@ embedder. BM25 is built with the vectors, in the same staging folder, and saved 
 (rebuilding it at every load took 10 s at 100,000 paragraphs); the load checks that both
 count the same paragraphs as the manifest.
 
+Nothing at load is proportional to the collection: paragraphs, vectors, the IVF lists and
+BM25 are all memory-mapped (`python -m qa.bench retrieval` measures it at 1,000,000).
+
 This is the only module that imports faiss (and bm25s). The embedder is injected: anything
 with `name`, `sha256`, `dimension` and `encode(texts) -> np.ndarray` will do.
 """
@@ -35,13 +42,17 @@ with `name`, `sha256`, `dimension` and `encode(texts) -> np.ndarray` will do.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
+import mmap
 import os
 import re
 import shutil
 import tempfile
+import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
@@ -53,10 +64,12 @@ from .errors import IndexStoreError, QuestionError
 from .grounding import STOPWORDS
 from .policy import DEFAULT_POLICY
 
-FORMAT_VERSION = 3  # older indexes are rebuilt from their sources (Service.index)
-FORMAT_CHANGES = {2: "paragraphs now carry their page", 3: "BM25 is now saved with the index"}
+FORMAT_VERSION = 4  # older indexes are rebuilt from their sources (Service.index)
+FORMAT_CHANGES = {2: "paragraphs now carry their page", 3: "BM25 is now saved with the index",
+                  4: "paragraphs are read when used, and large indexes are IVF, so they load at once"}
 MANIFEST = "manifest.json"
 PARAGRAPHS = "paragraphs.jsonl"
+OFFSETS = "offsets.npy"
 VECTORS = "vectors.npy"
 FAISS_FILE = "faiss.index"
 SOURCES = "sources"
@@ -64,25 +77,29 @@ BM25_DIR = "bm25"
 # What bm25s's BM25.save writes for its default ("lucene") method; all of it is checksummed.
 BM25_FILES = tuple(f"{BM25_DIR}/{name}" for name in (
     "data.csc.index.npy", "indices.csc.index.npy", "indptr.csc.index.npy", "vocab.index.json", "params.index.json"))
-DATA_FILES = (PARAGRAPHS, VECTORS, FAISS_FILE, *BM25_FILES)  # checksummed in the manifest
+DATA_FILES = (PARAGRAPHS, OFFSETS, VECTORS, FAISS_FILE, *BM25_FILES)  # sizes and checksums in the manifest
 REQUIRED_FILES = (MANIFEST, *DATA_FILES)
 MAX_QUERY_CHARS = 2000
 FUSIONS = ("weighted", "rrf")
 # Exact search reads every vector: measured here (1 thread, 384 dimensions) 10.7 ms per query
 # at 100,000 paragraphs and linear beyond, so about 5 ms at 50,000 — still within the
-# query budget, and exact is perfect and costs nothing to build. From 50,000 on, HNSW:
-# 0.5 ms at 100,000 with recall@10 0.99 against exact (qa.bench), for a graph built in
-# about 35 s per 100,000 paragraphs (against ~1,000 s to embed them).
+# query budget, and exact is perfect and costs nothing to build. From 50,000 on, IVF: the
+# vectors are split into IVF_LISTS_PER_ROOT * sqrt(count) lists around k-means centroids, and
+# a query reads only the IVF_PROBE_FRACTION of lists nearest to it. HNSW, measured before it
+# (qa.bench retrieval), missed the recall floor at 1,000,000 (0.66 at efSearch 128, 0.91 at
+# 1024: the graph itself was the limit), took 17 minutes to build there and 3.5 GB in memory.
+# An IVF trains in about a minute, and its lists are memory-mapped at load.
 APPROXIMATE_FROM = 50_000
-HNSW_M = 32  # links per paragraph: 32 keeps recall at 0.99 for 256 bytes per paragraph
-HNSW_EF_CONSTRUCTION = 40  # faiss's default
-# Candidates examined per query (at least the 50 the search asks for). Measured (qa.bench
-# retrieval, clustered vectors) at 100,000: 64 gives recall@10 0.94, 128 0.98 in 0.5 ms, 256
-# 0.995 in 1.1 ms. A larger graph needs a wider search: at 1,000,000, 128 gives only 0.66,
-# 512 gives 0.90 in 4 ms (1024: 0.91 in 8 ms, so the graph itself is the limit there).
-HNSW_EF_SEARCH = 128
-HNSW_LARGE_FROM = 300_000  # between the sizes measured: 128 still 0.98 at 100,000
-HNSW_EF_SEARCH_LARGE = 512
+IVF_LISTS_PER_ROOT = 4  # faiss's guideline is 4-16 sqrt(n): fewer, longer lists read more per probe
+IVF_PROBE_FRACTION = 1 / 32
+# Recall needs about as many probes whatever the size: on real MiniLM embeddings of 59,000
+# docstring paragraphs (1,024 lists) recall@10 was 0.90 at 32 probes, 0.94 at 64 and 0.97 at
+# 128; reading 128 lists of a million paragraphs costs ~5 ms a query.
+IVF_MIN_PROBES = 128
+IVF_TRAINING_PER_LIST = 50  # k-means sees 50 vectors per centroid (faiss warns below 39)
+# Hashing every byte at load costs ~0.6 s per GB here: up to this size an index is verified
+# before it answers; past it, in a background thread while it answers.
+VERIFY_AT_LOAD_BYTES = 256 * 2**20
 MODES = ("dense", "lexical", "hybrid")
 
 
@@ -145,10 +162,14 @@ def _tokenizer():
 
 
 class ParagraphIndex:
-    """Paragraphs, their vectors, a FAISS index and a BM25 index, searchable together."""
+    """Paragraphs, their vectors, a FAISS index and a BM25 index, searchable together.
 
-    def __init__(self, paragraphs: list[Paragraph], vectors: np.ndarray, embedder: EmbedderLike,
-                 manifest: dict, faiss_index=None, bm25=None):
+    `paragraphs` is any sequence: a list after a build, the stored file (read on demand)
+    after a load. `verification` is a check still running in the background (a large
+    index's checksums): searches raise its error once it has found one."""
+
+    def __init__(self, paragraphs: Sequence[Paragraph], vectors: np.ndarray, embedder: EmbedderLike,
+                 manifest: dict, faiss_index=None, bm25=None, verification: "Verification | None" = None):
         self.paragraphs = paragraphs
         self.vectors = vectors
         self.embedder = embedder
@@ -156,10 +177,21 @@ class ParagraphIndex:
         self.faiss_index = faiss_index if faiss_index is not None else make_faiss_index(vectors)[0]
         self._tokenize = _tokenizer()
         self.bm25 = bm25 if bm25 is not None else build_bm25(paragraphs, self._tokenize)
-        self.by_id = {p.id: p for p in paragraphs}
+        self.verification = verification
+
+    @functools.cached_property
+    def by_id(self) -> dict[str, Paragraph]:
+        # Built on first use: it reads every paragraph (seconds at a million), which a load
+        # does not.
+        return {p.id: p for p in self.paragraphs}
 
     def __len__(self) -> int:
         return len(self.paragraphs)
+
+    def check_integrity(self) -> None:
+        """Raise the IndexStoreError the background verification found, if it found one."""
+        if self.verification is not None:
+            self.verification.raise_problem()
 
     @property
     def documents(self) -> list[str]:
@@ -186,6 +218,7 @@ class ParagraphIndex:
             raise ValueError(f"unknown retrieval mode {mode!r} (choose from {', '.join(MODES)})")
         if fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {fusion!r} (choose from {', '.join(FUSIONS)})")
+        self.check_integrity()
         k = max(1, min(k, len(self.paragraphs)))
         if query_vector is None:
             query_vector = self.embedder.encode([query])[0]
@@ -246,26 +279,34 @@ def _faiss():
 
 
 def _faiss_spec(count: int) -> dict:
-    """The manifest entry of the FAISS index for `count` paragraphs."""
+    """The manifest entry of the FAISS index for `count` paragraphs. The number of lists is a
+    power of two, so an index that grows within one keeps its trained centroids."""
     if count < APPROXIMATE_FROM:
         return {"type": "flat"}
-    ef_search = HNSW_EF_SEARCH if count < HNSW_LARGE_FROM else HNSW_EF_SEARCH_LARGE
-    return {"type": "hnsw", "m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "ef_search": ef_search}
+    lists = 2 ** round(np.log2(IVF_LISTS_PER_ROOT * np.sqrt(count)))
+    probes = min(lists, max(IVF_MIN_PROBES, round(lists * IVF_PROBE_FRACTION)))
+    return {"type": "ivf", "lists": int(lists), "probes": int(probes)}
 
 
 def make_faiss_index(vectors: np.ndarray):
     """The FAISS index for these vectors and its manifest entry: exact below
-    APPROXIMATE_FROM paragraphs, HNSW from there on."""
+    APPROXIMATE_FROM paragraphs, IVF (k-means lists, exact inner product within them) from
+    there on."""
     faiss = _faiss()
     spec = _faiss_spec(len(vectors))
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     if spec["type"] == "flat":
         index = faiss.IndexFlatIP(vectors.shape[1])
     else:
-        index = faiss.IndexHNSWFlat(vectors.shape[1], spec["m"], faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = spec["ef_construction"]
-        index.hnsw.efSearch = spec["ef_search"]
+        quantizer = faiss.IndexFlatIP(vectors.shape[1])
+        index = faiss.IndexIVFFlat(quantizer, vectors.shape[1], spec["lists"], faiss.METRIC_INNER_PRODUCT)
+        index.nprobe = spec["probes"]
+        # A fixed sample (k-means is seeded too): the same paragraphs give the same index.
+        sample = min(len(vectors), IVF_TRAINING_PER_LIST * spec["lists"])
+        rows = np.sort(np.random.default_rng(0).choice(len(vectors), sample, replace=False))
+        index.train(vectors[rows])  # (faiss's wrapper keeps the quantizer alive with the index)
     if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        index.add(vectors)
     return index, spec
 
 
@@ -416,8 +457,8 @@ def _reusable_vectors(target: Path, embedder: EmbedderLike) -> tuple[dict[str, n
 def _grown_faiss(target: Path, old_keys: list[str], keys: list[str], vectors: np.ndarray):
     """The previous FAISS index with only the new paragraphs added to it, when this build
     appends paragraphs to the previous ones and changes nothing else (adding documents, or
-    rebuilding unchanged ones): an HNSW graph takes ~35 s per 100,000 paragraphs to build
-    from scratch. None when it cannot be reused (anything else changed, the index type would
+    rebuilding unchanged ones): an IVF keeps its trained centroids, and only the new
+    vectors are assigned to its lists. None when it cannot be reused (anything else changed, the index type would
     change, or its file fails its checksum); the caller then builds a new one."""
     if not old_keys or keys[:len(old_keys)] != old_keys:
         return None
@@ -438,10 +479,14 @@ def _grown_faiss(target: Path, old_keys: list[str], keys: list[str], vectors: np
 
 
 def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+        return _sha256_of(handle)
+
+
+def _sha256_of(handle) -> str:
+    digest = hashlib.sha256()
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(block)
     return digest.hexdigest()
 
 
@@ -450,9 +495,12 @@ def _write_atomically(target: Path, paragraphs, vectors, faiss_index, bm25, mani
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
     try:
-        with open(staging / PARAGRAPHS, "w", encoding="utf-8") as handle:
-            for p in paragraphs:
-                handle.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
+        offsets = np.zeros(len(paragraphs) + 1, dtype=np.int64)
+        with open(staging / PARAGRAPHS, "wb") as handle:
+            for n, p in enumerate(paragraphs, 1):
+                handle.write((json.dumps(p.to_dict(), ensure_ascii=False) + "\n").encode("utf-8"))
+                offsets[n] = handle.tell()
+        np.save(staging / OFFSETS, offsets)
         np.save(staging / VECTORS, vectors)
         faiss.write_index(faiss_index, str(staging / FAISS_FILE))
         bm25.save(str(staging / BM25_DIR), show_progress=False)
@@ -464,6 +512,7 @@ def _write_atomically(target: Path, paragraphs, vectors, faiss_index, bm25, mani
                 raise IndexStoreError(f"{document.path.name} changed while it was being indexed: index it again")
             copy.write_bytes(data)
         manifest["files"] = {name: _sha256_file(staging / name) for name in DATA_FILES}
+        manifest["sizes"] = {name: (staging / name).stat().st_size for name in DATA_FILES}
         # The manifest is written last: a folder without one is never a complete index.
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
         _swap_in(staging, target)
@@ -558,10 +607,14 @@ def _manifest_problem(m: dict) -> str:
                 or not all(isinstance(v, str) and _HEX64.fullmatch(v) for v in files.values()):
             return f'"files" must give the sha256 of {", ".join(DATA_FILES)}'
     kind = m.get("faiss")
-    if not isinstance(kind, dict) or kind.get("type") not in ("flat", "hnsw"):
-        return '"faiss" must be {"type": "flat" or "hnsw"}'
-    if kind["type"] == "hnsw" and not (_is_int(kind.get("ef_search")) and kind["ef_search"] > 0):
-        return '"faiss" of type hnsw must give a positive "ef_search"'
+    if not isinstance(kind, dict) or kind.get("type") not in ("flat", "ivf"):
+        return '"faiss" must be {"type": "flat" or "ivf"}'
+    if kind["type"] == "ivf" and not all(_is_int(kind.get(k)) and kind[k] > 0 for k in ("lists", "probes")):
+        return '"faiss" of type ivf must give positive "lists" and "probes"'
+    sizes = m.get("sizes")
+    if sizes is not None and (not isinstance(sizes, dict) or set(sizes) != set(DATA_FILES)
+                              or not all(_is_int(v) and v >= 0 for v in sizes.values())):
+        return f'"sizes" must give the size in bytes of {", ".join(DATA_FILES)}'
     return ""
 
 
@@ -617,7 +670,7 @@ def _load(target: Path, embedder: EmbedderLike) -> ParagraphIndex:
     if not target.exists():
         raise IndexStoreError(f"no index at {target}: build it with `qa index`")
     manifest = _read_manifest(target)
-    missing = [name for name in (*REQUIRED_FILES, *BM25_FILES) if not (target / name).is_file()]
+    missing = [name for name in REQUIRED_FILES if not (target / name).is_file()]
     if missing:
         raise IndexStoreError(f"the index at {target} is incomplete (missing {', '.join(missing)}): rebuild it with `qa index`")
     built_with = manifest["embedder"]
@@ -626,35 +679,40 @@ def _load(target: Path, embedder: EmbedderLike) -> ParagraphIndex:
             f"the index at {target} was built with embedder '{built_with['name']}', not "
             f"'{embedder.name}': rebuild it with `qa index` (or use the same embedder)"
         )
-    # Checksums before parsing: an edited paragraph or replaced vectors would otherwise load
-    # fine and answer wrongly.
-    for name, expected in manifest.get("files", {}).items():
-        if _sha256_file(target / name) != expected:
+    for name, expected in manifest.get("sizes", {}).items():  # a stat each: cheap at any size
+        if (target / name).stat().st_size != expected:
             raise IndexStoreError(
-                f"{target / name} is corrupt or was changed after the build (its sha256 does not "
-                f"match the manifest): {_REBUILD}"
-            )
-    paragraphs = _read_paragraphs(target)
+                f"{target / name} is corrupt or was changed after the build (its size does not match "
+                f"the manifest): {_REBUILD}")
+    total = sum((target / name).stat().st_size for name in DATA_FILES)
+    verify_now = total <= VERIFY_AT_LOAD_BYTES
+    if verify_now:
+        # Checksums before parsing: an edited paragraph or replaced vectors would otherwise
+        # load fine and answer wrongly.
+        _verify_checksums(target, manifest)
+    count, dimension = manifest["count"], manifest["dimension"]
+    if dimension != embedder.dimension:
+        raise IndexStoreError(f"the index at {target} has dimension {dimension}, the embedder {embedder.dimension}: rebuild it")
     try:
         # Memory-mapped: only the rows a query scores are read (1.5 GB per million paragraphs).
         vectors = np.load(target / VECTORS, allow_pickle=False, mmap_mode="r")  # never unpickle from disk
-        faiss_index = faiss.read_index(str(target / FAISS_FILE))
+        kind = manifest["faiss"]["type"]
+        # An IVF's lists are memory-mapped too (faiss maps the file itself); a flat index is
+        # under APPROXIMATE_FROM paragraphs and read whole.
+        faiss_index = faiss.read_index(str(target / FAISS_FILE), faiss.IO_FLAG_MMAP if kind == "ivf" else 0)
     except (OSError, ValueError, RuntimeError, EOFError):
         raise IndexStoreError(f"the vectors of the index at {target} are corrupt: rebuild it with `qa index`") from None
+    paragraphs = _stored_paragraphs(target, count)
     try:
         bm25 = bm25s.BM25.load(str(target / BM25_DIR), mmap=True, show_progress=False)
     except (OSError, ValueError, KeyError, TypeError, EOFError):
         raise IndexStoreError(f"the BM25 index at {target / BM25_DIR} is corrupt: {_REBUILD}") from None
-    kind = manifest["faiss"]["type"]
-    if kind != ("hnsw" if isinstance(faiss_index, faiss.IndexHNSW) else "flat" if isinstance(faiss_index, faiss.IndexFlat) else "?"):
+    if kind != ("ivf" if isinstance(faiss_index, faiss.IndexIVF) else "flat" if isinstance(faiss_index, faiss.IndexFlat) else "?"):
         raise IndexStoreError(f"{target / FAISS_FILE} is not the {kind} index the manifest says: {_REBUILD}")
-    if kind == "hnsw":
-        faiss_index.hnsw.efSearch = manifest["faiss"]["ef_search"]
-    count, dimension = manifest["count"], manifest["dimension"]
-    if dimension != embedder.dimension:
-        raise IndexStoreError(f"the index at {target} has dimension {dimension}, the embedder {embedder.dimension}: rebuild it")
-    if vectors.ndim != 2 or not np.issubdtype(vectors.dtype, np.floating) or not np.isfinite(vectors).all():
-        raise IndexStoreError(f"{target / VECTORS} is corrupt (not a finite float matrix): {_REBUILD}")
+    if kind == "ivf":
+        faiss_index.nprobe = manifest["faiss"]["probes"]
+    if vectors.ndim != 2 or not np.issubdtype(vectors.dtype, np.floating):
+        raise IndexStoreError(f"{target / VECTORS} is corrupt (not a float matrix): {_REBUILD}")
     if faiss_index.d != dimension:
         raise IndexStoreError(f"{target / FAISS_FILE} has dimension {faiss_index.d}, the manifest says {dimension}: {_REBUILD}")
     bm25_count = bm25.scores.get("num_docs") if isinstance(bm25.scores, dict) else None
@@ -667,4 +725,132 @@ def _load(target: Path, embedder: EmbedderLike) -> ParagraphIndex:
         )
     if sum(s["paragraphs"] for s in manifest["sources"]) != count:
         raise IndexStoreError(f"the index at {target} is inconsistent (its sources do not add up to {count} paragraphs): {_REBUILD}")
-    return ParagraphIndex(paragraphs, vectors.astype(np.float32, copy=False), embedder, manifest, faiss_index, bm25)
+    vectors = vectors.astype(np.float32, copy=False)
+    verification = Verification(target, manifest, paragraphs, vectors)
+    if verify_now:
+        verification.check_contents()
+        verification = None
+    else:
+        verification.start()
+    return ParagraphIndex(paragraphs, vectors, embedder, manifest, faiss_index, bm25, verification)
+
+
+def _verify_checksums(target: Path, manifest: dict, opened: dict | None = None) -> None:
+    """Every file's sha256 against the manifest; `opened` gives files already open (by name)."""
+    for name, expected in manifest.get("files", {}).items():
+        handle = opened[name] if opened else open(target / name, "rb")
+        with handle:
+            actual = _sha256_of(handle)
+        if actual != expected:
+            raise IndexStoreError(
+                f"{target / name} is corrupt or was changed after the build (its sha256 does not "
+                f"match the manifest): {_REBUILD}"
+            )
+
+
+class Verification:
+    """The checks that read every byte of a loaded index: checksums, finite vectors and, for
+    an index without checksums, every paragraph record. Run before a small index answers, or
+    in a background thread for a large one (`start`), whose error `raise_problem` raises."""
+
+    def __init__(self, target: Path, manifest: dict, paragraphs: Sequence[Paragraph], vectors: np.ndarray):
+        self.target, self.manifest, self.paragraphs, self.vectors = target, manifest, paragraphs, vectors
+        self.problem: IndexStoreError | None = None
+        self._thread: threading.Thread | None = None
+
+    def check_contents(self) -> None:
+        """Everything but the checksums (which come before parsing when run at load)."""
+        for start in range(0, len(self.vectors), 65_536):  # in blocks: no 1.5 GB temporary
+            if not np.isfinite(self.vectors[start:start + 65_536]).all():
+                raise IndexStoreError(f"{self.target / VECTORS} is corrupt (not a finite float matrix): {_REBUILD}")
+        if "files" not in self.manifest:  # with checksums, the records are the ones the build wrote
+            seen = set()
+            for number, paragraph in enumerate(self.paragraphs, 1):
+                if paragraph.id in seen:
+                    raise IndexStoreError(
+                        f"{self.target / PARAGRAPHS} is corrupt (line {number} repeats id {paragraph.id}): {_REBUILD}")
+                seen.add(paragraph.id)
+
+    def start(self) -> None:
+        # Opened now, while the load still has them: a rebuild that swaps a new index in
+        # before the hashing ends must not have its files checked against this manifest.
+        opened = {name: open(self.target / name, "rb") for name in self.manifest.get("files", {})}
+        self._thread = threading.Thread(target=self._run, args=(opened,), name="index-verification", daemon=True)
+        self._thread.start()
+
+    def _run(self, opened: dict) -> None:
+        try:
+            _verify_checksums(self.target, self.manifest, opened)
+            self.check_contents()
+        except IndexStoreError as error:
+            self.problem = error
+        except Exception as error:  # a file that cannot be read: corrupt to the user
+            self.problem = IndexStoreError(f"the index at {self.target} cannot be read ({error.__class__.__name__}): {_REBUILD}")
+        finally:
+            for handle in opened.values():
+                handle.close()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once the verification has finished (found a problem or not)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    def raise_problem(self) -> None:
+        if self.problem is not None:
+            raise self.problem
+
+
+def _stored_paragraphs(target: Path, count: int) -> "StoredParagraphs":
+    path = target / PARAGRAPHS
+    try:
+        offsets = np.load(target / OFFSETS, allow_pickle=False, mmap_mode="r")
+    except (OSError, ValueError, EOFError):
+        raise IndexStoreError(f"{target / OFFSETS} is corrupt: {_REBUILD}") from None
+    size = path.stat().st_size
+    if offsets.ndim != 1 or offsets.dtype != np.int64 or len(offsets) < 1 or offsets[0] != 0 \
+            or offsets[-1] != size or (np.diff(offsets) <= 0).any():
+        raise IndexStoreError(
+            f"{path} is corrupt or was changed after the build (its lines do not start where {OFFSETS} says): {_REBUILD}")
+    if len(offsets) - 1 != count:
+        raise IndexStoreError(
+            f"the index at {target} is inconsistent ({len(offsets) - 1} paragraphs, manifest says {count}): {_REBUILD}")
+    return StoredParagraphs(path, offsets)
+
+
+class StoredParagraphs(Sequence):
+    """The paragraphs of a loaded index, read from the memory-mapped paragraphs.jsonl when
+    used: a million records took seconds to parse at every load, while a question reads a
+    few dozen. Each record is checked as it is read."""
+
+    def __init__(self, path: Path, offsets: np.ndarray):
+        self.path = path
+        self._offsets = offsets
+        with open(path, "rb") as handle:
+            self._data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if int(offsets[-1]) else b""
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def __getitem__(self, position):
+        if isinstance(position, slice):
+            return [self._record(n) for n in range(*position.indices(len(self)))]
+        n = int(position) + (len(self) if position < 0 else 0)
+        if not 0 <= n < len(self):
+            raise IndexError("paragraph position out of range")
+        return self._record(n)
+
+    def __iter__(self):
+        return (self._record(n) for n in range(len(self)))
+
+    def _record(self, n: int) -> Paragraph:
+        line = self._data[int(self._offsets[n]):int(self._offsets[n + 1])]
+        try:
+            data = json.loads(line)
+        except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            data = None
+        if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in _PARAGRAPH_FIELDS) \
+                or not (data.get("number") is None or _is_int(data.get("number"))):
+            raise IndexStoreError(f"{self.path} is corrupt (line {n + 1} is not a paragraph record): {_REBUILD}")
+        return Paragraph.from_dict(data)

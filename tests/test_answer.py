@@ -428,6 +428,9 @@ def test_a_numbered_clause_named_in_the_question_is_the_passage(tmp_path, fake_e
     # A number that versions a name is no clause: "LPL 1.1", "version 2.1".
     assert a.referenced("What changed between LPL 1.1 and LPL 2.1?") == []
     assert a.referenced("Is version 2.1 the latest?") == []
+    assert a.referenced("Can I use it under the Apache License 2.1?") == []  # the document has a 2.1
+    assert "2.0" in a.without_references("What does the Apache License 2.0 say?")
+    assert [p.label for p in a.referenced("What do 2.1 and 2.2 say?")] == ["2.1", "2.2"]
     assert "2.1" in a.without_references("Is version 2.1 the latest?")
 
 

@@ -37,14 +37,18 @@ def _edit_manifest(target, change):
 
 
 def _old_style(target):
-    """As an index written before checksums: the other checks must catch the damage alone."""
-    _edit_manifest(target, lambda m: {k: v for k, v in m.items() if k != "files"})
+    """As an index without checksums and sizes: the other checks must catch the damage alone."""
+    _edit_manifest(target, lambda m: {k: v for k, v in m.items() if k not in ("files", "sizes")})
 
 
 def _edit_paragraphs(target, change):
     lines = [json.loads(x) for x in (target / "paragraphs.jsonl").read_text().splitlines()]
     change(lines)
-    (target / "paragraphs.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    encoded = [(json.dumps(x) + "\n").encode() for x in lines]
+    (target / "paragraphs.jsonl").write_bytes(b"".join(encoded))
+    # Where each line starts, kept in step: what is left to catch the edit is the records'
+    # own check (and the checksum and size, where the manifest has them).
+    np.save(target / "offsets.npy", np.cumsum([0] + [len(line) for line in encoded]).astype(np.int64))
 
 
 def _faiss_of_dimension(target, dimension):
@@ -154,7 +158,7 @@ def test_any_unexpected_failure_is_one_line(target, fake_embedder, monkeypatch):
 
 def test_checksums_are_recorded_and_an_old_index_still_loads(target, fake_embedder):
     files = _manifest(target)["files"]
-    assert set(files) == {"paragraphs.jsonl", "vectors.npy", "faiss.index", "bm25/data.csc.index.npy",
+    assert set(files) == {"paragraphs.jsonl", "offsets.npy", "vectors.npy", "faiss.index", "bm25/data.csc.index.npy",
                           "bm25/indices.csc.index.npy", "bm25/indptr.csc.index.npy", "bm25/vocab.index.json",
                           "bm25/params.index.json"}
     _old_style(target)  # an index built before this change: no checksums in its manifest
