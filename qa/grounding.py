@@ -224,6 +224,16 @@ def asks_yes_no(question: str) -> bool:
     return bool(tokens) and tokens[0] in _YES_NO_OPENERS
 
 
+# "When was it published?", "When did they meet?": a past event happened at a time, and a
+# condition ("if a copy was not distributed ...") does not say when.
+_PAST_WHEN = re.compile(r"^\s*when\s+(?:was|were|did|had)\b", re.IGNORECASE)
+
+
+def _asks_when_something_happens(question: str) -> bool:
+    """A when-question a condition can answer ("When do my licenses end?" - "if You sue")."""
+    return question.lower().lstrip().startswith("when") and not _PAST_WHEN.search(question)
+
+
 def gives_expected_answer(text: str, question: str, names: frozenset[str] | None = None) -> bool:
     """Does the text contain the kind of thing the question asks for, beyond the question?
 
@@ -239,7 +249,7 @@ def gives_expected_answer(text: str, question: str, names: frozenset[str] | None
     if kind == "number":
         if any(t[:1].isdigit() for t in new_terms) or _NUMBER_WORDS.search(text):
             return True
-        return (question.lower().lstrip().startswith("when")
+        return (_asks_when_something_happens(question)
                 and bool({w.lower() for w in words(text)} & (_CONDITIONS - {w.lower() for w in words(question)})))
     if new_terms:
         return True
@@ -440,7 +450,16 @@ def missing_terms(question: str, vocabulary: set[str], corpus_text: str = "") ->
         flat = re.sub(r"[\s-]+", " ", corpus_text.lower())
 
         def phrase_known(phrase: str) -> bool:
-            return re.sub(r"[\s-]+", " ", phrase) in flat or " " not in phrase and known(phrase)
+            phrase = re.sub(r"[\s-]+", " ", phrase)
+            if phrase in flat or " " not in phrase and known(phrase):
+                return True
+            # "Debian Project Leader" where the document writes "the Project Leader" of
+            # Debian: a name of three words or more is known when the document writes all
+            # but its first or last word as a name and knows the other word.
+            parts = phrase.split()
+            return len(parts) >= 3 and any(
+                " ".join(rest) in flat and known(extra)
+                for extra, rest in ((parts[0], parts[1:]), (parts[-1], parts[:-1])))
 
         for phrase in name_phrases(question):
             # "Knoppix and Debian", "MPL 1.1 and MPL 2.0": two names the question compares,

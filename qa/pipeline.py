@@ -429,11 +429,36 @@ class Release:
         policy = self.a.policy
         return policy.min_yes_no_fallback if grounding.asks_yes_no(self.state.question) else policy.min_fallback
 
+    def _runner_up(self, kept: list[Claim]) -> list[Claim]:
+        """The sentence that scores about as well as the best one the answer rests on,
+        quoted after it: when two sentences are that close the ranker cannot tell which
+        holds the answer (an option, and the sentence that gives its default), and showing
+        both costs a sentence where showing the wrong one costs the answer."""
+        ranked, policy = self.state.ranked, self.a.policy
+        sources = {c.source for c in kept}
+        if not ranked or not sources:
+            return []
+        shown = " ".join(str(c.text) for c in kept)
+        top = max(ranked[n][0] for n in sources)
+        for n, (score, passage, _, sentence) in enumerate(ranked):
+            if top - score > policy.runner_up_margin:
+                break
+            if n in sources or sentence.strip() in shown or score < policy.min_runner_up:
+                continue
+            runner_up = self._quoted(n)
+            # (A quote may run on into the next sentence: it must not repeat what is shown.)
+            if any(str(c.text).strip(" .") in str(runner_up.text) for c in kept):
+                continue
+            self.state.note("compose", "added the runner-up sentence", passage.label)
+            return [runner_up]
+        return []
+
     def _second_part(self, kept: list[Claim]) -> list[Claim]:
         """A two-part question usually needs two paragraphs and the model tends to answer one:
-        add the best sentence of another paragraph if it matches nearly as well as the best."""
+        add the best sentence of another paragraph if it matches nearly as well as the best.
+        Any other question gets the runner-up sentence when it is as close as the best."""
         if not grounding.asks_several_things(self.state.question):
-            return []
+            return self._runner_up(kept)
         ranked, policy = self.state.ranked, self.a.policy
         sources = {c.source for c in kept if c.source < policy.on_target}
         answered = {ranked[n][1].id for n in sources}

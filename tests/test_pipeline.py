@@ -190,6 +190,9 @@ def test_who_questions_accept_roles_and_when_questions_accept_conditions():
     assert grounding.gives_expected_answer("The Secretary-General spoke first.", "Who spoke first?")
     assert grounding.gives_expected_answer("They end if You initiate patent litigation.", "When do my patent licenses end?")
     assert not grounding.gives_expected_answer("Patent licenses are granted.", "When do my patent licenses end?")
+    # A past event happened at a time: a condition does not say when it was published.
+    assert not grounding.gives_expected_answer("If a copy was not distributed, contact us.", "When was version 2.0 published?")
+    assert grounding.gives_expected_answer("Version 2.0 was published in 2012.", "When was version 2.0 published?")
 
 
 # --------------------------------------------------------------------------- policy and lexicon
