@@ -82,6 +82,16 @@ def test_missing_terms_words_and_phrases():
     assert g.missing_terms("What did the United States Programme say?", vocab, corpus) == ["united states programme"]
 
 
+
+def test_the_documents_are_flattened_once_not_for_every_question():
+    corpus = "The Human Rights Council met. " * 1000
+    vocab = g.vocabulary_of([corpus])
+    g._flattened.cache_clear()
+    for question in ("What did the Human Rights Council say?", "Where did the Security Council meet?"):
+        g.missing_terms(question, vocab, corpus)
+    assert g._flattened.cache_info().misses == 1
+
+
 def test_short_answer_must_come_from_a_passage_about_what_the_question_names():
     p1 = "The President of the 71st Session convened a dialogue on 6 September 2017."
     question = "On what date does the 72nd Session open?"
