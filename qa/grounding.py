@@ -457,16 +457,7 @@ def missing_terms(question: str, vocabulary: set[str], corpus_text: str = "") ->
         flat = _flattened(corpus_text)
 
         def phrase_known(phrase: str) -> bool:
-            phrase = re.sub(r"[\s-]+", " ", phrase)
-            if phrase in flat or " " not in phrase and known(phrase):
-                return True
-            # "Debian Project Leader" where the document writes "the Project Leader" of
-            # Debian: a name of three words or more is known when the document writes all
-            # but its first or last word as a name and knows the other word.
-            parts = phrase.split()
-            return len(parts) >= 3 and any(
-                " ".join(rest) in flat and known(extra)
-                for extra, rest in ((parts[0], parts[1:]), (parts[-1], parts[:-1])))
+            return re.sub(r"[\s-]+", " ", phrase) in flat or " " not in phrase and known(phrase)
 
         for phrase in name_phrases(question):
             # "Knoppix and Debian", "MPL 1.1 and MPL 2.0": two names the question compares,

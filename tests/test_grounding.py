@@ -73,13 +73,6 @@ def test_missing_terms_words_and_phrases():
     assert g.missing_terms("Can France speak when I'm not there?", vocab, corpus) == []
     assert g.missing_terms("How do France and Member States differ?", vocab, corpus) == []
     assert g.missing_terms("How do France and China differ?", vocab, corpus) == ["china", "france and china"]
-    # A longer name the document writes without its first word ("Debian Project Leader" for
-    # "the Project Leader" of Debian) is known when that word is; a name the document never
-    # writes is not.
-    assert g.missing_terms("What did the France Development Programme say?", vocab, corpus) == []
-    assert g.missing_terms("What did the China Development Programme say?", vocab, corpus) == [
-        "china", "china development programme"]
-    assert g.missing_terms("What did the United States Programme say?", vocab, corpus) == ["united states programme"]
 
 
 
