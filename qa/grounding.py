@@ -421,17 +421,41 @@ def name_phrases(text: str) -> set[str]:
     return found
 
 
+def flatten(text: str) -> str:
+    """Lower case, every run of spaces, line breaks and hyphens one space: how a phrase is
+    looked for in the documents ("Member-States" finds "member states")."""
+    return re.sub(r"[\s-]+", " ", text.lower())
+
+
+class FlatText:
+    """The documents' text flattened, searched for phrases: a string, or the bytes of an
+    index's stored copy (memory-mapped, so a million paragraphs cost no memory at start)."""
+
+    def __init__(self, flat: str | bytes):
+        self.flat = flat
+
+    def __contains__(self, phrase: str) -> bool:
+        needle = flatten(phrase)
+        # UTF-8 is self-synchronising: a phrase's bytes occur in the text's bytes exactly
+        # where the phrase occurs in the text.
+        return (needle in self.flat) if isinstance(self.flat, str) else self.flat.find(needle.encode("utf-8")) >= 0
+
+    def __bool__(self) -> bool:
+        return len(self.flat) > 0
+
+
 @lru_cache(maxsize=2)
-def _flattened(corpus_text: str) -> str:
+def _flattened(corpus_text: str) -> FlatText:
     """The documents lower-cased with hyphens and line breaks as spaces, once per corpus: at
     100,000 paragraphs (53 MB) doing it for every question took 3.5 s a question."""
-    return re.sub(r"[\s-]+", " ", corpus_text.lower())
+    return FlatText(flatten(corpus_text))
 
 
-def missing_terms(question: str, vocabulary: set[str], corpus_text: str = "") -> list[str]:
+def missing_terms(question: str, vocabulary: set[str], corpus_text: "str | FlatText" = "") -> list[str]:
     """Names and numbers in the question that never occur in the document(s): single words
     checked against the vocabulary, multi-word names against the text itself (both words of
-    "United States" occur in a UN document, the name does not)."""
+    "United States" occur in a UN document, the name does not). `corpus_text` is the text, or
+    a FlatText of it."""
     def known(term: str) -> bool:
         if term in vocabulary or stem(term) in vocabulary:
             return True
@@ -454,10 +478,10 @@ def missing_terms(question: str, vocabulary: set[str], corpus_text: str = "") ->
     asked = {t for t in key_terms(question) if not short_acronym(t)}
     missing = {t for t in asked if not known(t)}
     if corpus_text:
-        flat = _flattened(corpus_text)
+        flat = corpus_text if isinstance(corpus_text, FlatText) else _flattened(corpus_text)
 
         def phrase_known(phrase: str) -> bool:
-            return re.sub(r"[\s-]+", " ", phrase) in flat or " " not in phrase and known(phrase)
+            return phrase in flat or " " not in phrase and known(phrase)
 
         for phrase in name_phrases(question):
             # "Knoppix and Debian", "MPL 1.1 and MPL 2.0": two names the question compares,

@@ -10,6 +10,11 @@ On disk an index is one folder:
     faiss.index       the FAISS index over vectors.npy: exact inner product, or IVF from
                       APPROXIMATE_FROM paragraphs on (the manifest's "faiss" says which)
     bm25/             the BM25 index (bm25s's own files), memory-mapped at load
+    ids.npy           int64 [count, 2]: a hash of each paragraph id and its row, sorted by
+                      hash, so a paragraph is found by id without reading them all
+    statistics.json   what the answer side knows of the whole collection (qa/corpus_stats.py)
+    labels.json       each paragraph label and the rows that carry it (read on first use)
+    flat.txt          the whole text flattened, searched for multi-word names (memory-mapped)
     sources/<doc id>/<file name>   a copy of each source file, so a source that moves or
                       vanishes can still be re-indexed (adding a document re-reads the others)
 
@@ -32,8 +37,8 @@ embedder. BM25 is built with the vectors, in the same staging folder, and saved 
 (rebuilding it at every load took 10 s at 100,000 paragraphs); the load checks that both
 count the same paragraphs as the manifest.
 
-Nothing at load is proportional to the collection: paragraphs, vectors, the IVF lists and
-BM25 are all memory-mapped (`python -m qa.bench retrieval` measures it at 1,000,000).
+Nothing at load is proportional to the collection but the statistics' vocabularies:
+paragraphs, vectors, the IVF lists, BM25, the ids and the flattened text are memory-mapped (`python -m qa.bench retrieval` measures it at 1,000,000).
 
 This is the only module that imports faiss (and bm25s). The embedder is injected: anything
 with `name`, `sha256`, `dimension` and `encode(texts) -> np.ndarray` will do.
@@ -52,21 +57,24 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
 import numpy as np
 
+from . import corpus_stats
+from .corpus_stats import CorpusStatistics
 from .documents import Document, Paragraph, document_names
 from .errors import IndexStoreError, QuestionError
 from .grounding import STOPWORDS
 from .policy import DEFAULT_POLICY
 
-FORMAT_VERSION = 4  # older indexes are rebuilt from their sources (Service.index)
+FORMAT_VERSION = 5  # older indexes are rebuilt from their sources (Service.index)
 FORMAT_CHANGES = {2: "paragraphs now carry their page", 3: "BM25 is now saved with the index",
-                  4: "paragraphs are read when used, and large indexes are IVF, so they load at once"}
+                  4: "paragraphs are read when used, and large indexes are IVF, so they load at once",
+                  5: "the answer side's statistics are stored with the index, so it starts at once"}
 MANIFEST = "manifest.json"
 PARAGRAPHS = "paragraphs.jsonl"
 OFFSETS = "offsets.npy"
@@ -77,7 +85,9 @@ BM25_DIR = "bm25"
 # What bm25s's BM25.save writes for its default ("lucene") method; all of it is checksummed.
 BM25_FILES = tuple(f"{BM25_DIR}/{name}" for name in (
     "data.csc.index.npy", "indices.csc.index.npy", "indptr.csc.index.npy", "vocab.index.json", "params.index.json"))
-DATA_FILES = (PARAGRAPHS, OFFSETS, VECTORS, FAISS_FILE, *BM25_FILES)  # sizes and checksums in the manifest
+IDS = "ids.npy"
+DATA_FILES = (PARAGRAPHS, OFFSETS, VECTORS, FAISS_FILE, *BM25_FILES, IDS, corpus_stats.STATISTICS,
+              corpus_stats.LABELS, corpus_stats.FLAT_TEXT)  # sizes and checksums in the manifest
 REQUIRED_FILES = (MANIFEST, *DATA_FILES)
 MAX_QUERY_CHARS = 2000
 FUSIONS = ("weighted", "rrf")
@@ -165,11 +175,14 @@ class ParagraphIndex:
     """Paragraphs, their vectors, a FAISS index and a BM25 index, searchable together.
 
     `paragraphs` is any sequence: a list after a build, the stored file (read on demand)
-    after a load. `verification` is a check still running in the background (a large
-    index's checksums): searches raise its error once it has found one."""
+    after a load. `ids` is the sorted (hash of id, row) table (`id_table`), `statistics` the
+    answer side's view of the collection (qa/corpus_stats.py); both are computed from the
+    paragraphs when not given. `verification` is a check still running in the background (a
+    large index's checksums): searches raise its error once it has found one."""
 
     def __init__(self, paragraphs: Sequence[Paragraph], vectors: np.ndarray, embedder: EmbedderLike,
-                 manifest: dict, faiss_index=None, bm25=None, verification: "Verification | None" = None):
+                 manifest: dict, faiss_index=None, bm25=None, verification: "Verification | None" = None,
+                 ids: np.ndarray | None = None, statistics: CorpusStatistics | None = None):
         self.paragraphs = paragraphs
         self.vectors = vectors
         self.embedder = embedder
@@ -178,12 +191,33 @@ class ParagraphIndex:
         self._tokenize = _tokenizer()
         self.bm25 = bm25 if bm25 is not None else build_bm25(paragraphs, self._tokenize)
         self.verification = verification
+        self._ids = ids
+        if statistics is not None:
+            self.__dict__["statistics"] = statistics  # what the cached property would compute
 
     @functools.cached_property
-    def by_id(self) -> dict[str, Paragraph]:
-        # Built on first use: it reads every paragraph (seconds at a million), which a load
-        # does not.
-        return {p.id: p for p in self.paragraphs}
+    def statistics(self) -> CorpusStatistics:
+        return corpus_stats.compute(self.paragraphs, self.documents)
+
+    @functools.cached_property
+    def by_id(self) -> "ParagraphsById":
+        return ParagraphsById(self)
+
+    def row_of(self, paragraph_id: str) -> int | None:
+        """The row of the paragraph with this id, or None: a look-up in the id table, then
+        the paragraph itself read to confirm it (two ids may share a hash)."""
+        if self._ids is None:
+            self._ids = id_table([p.id for p in self.paragraphs])
+        key = _id_hash(paragraph_id)
+        hashes = self._ids[:, 0]
+        start = int(np.searchsorted(hashes, key, side="left"))
+        for position in range(start, len(hashes)):
+            if hashes[position] != key:
+                break
+            row = int(self._ids[position, 1])
+            if 0 <= row < len(self.paragraphs) and self.paragraphs[row].id == paragraph_id:
+                return row
+        return None
 
     def __len__(self) -> int:
         return len(self.paragraphs)
@@ -249,6 +283,38 @@ class ParagraphIndex:
             Hit(self.paragraphs[candidates[i]], float(fused[i]), float(dense[i]), float(lex[i]), rank + 1)
             for rank, i in enumerate(order)
         ]
+
+
+class ParagraphsById(Mapping):
+    """An index's paragraphs by id, each found when asked (`ParagraphIndex.row_of`), so a
+    look-up does not first read a million paragraphs. Iterating reads them all."""
+
+    def __init__(self, index: ParagraphIndex):
+        self.index = index
+
+    def __getitem__(self, paragraph_id: str) -> Paragraph:
+        row = self.index.row_of(paragraph_id) if isinstance(paragraph_id, str) else None
+        if row is None:
+            raise KeyError(paragraph_id)
+        return self.index.paragraphs[row]
+
+    def __iter__(self):
+        return (p.id for p in self.index.paragraphs)
+
+    def __len__(self) -> int:
+        return len(self.index.paragraphs)
+
+
+def _id_hash(paragraph_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(paragraph_id.encode("utf-8"), digest_size=8).digest(), "little", signed=True)
+
+
+def id_table(ids: Sequence[str]) -> np.ndarray:
+    """int64 [n, 2]: (hash of each id, its row), sorted by hash then row."""
+    table = np.empty((len(ids), 2), dtype=np.int64)
+    table[:, 0] = np.fromiter((_id_hash(i) for i in ids), dtype=np.int64, count=len(ids))
+    table[:, 1] = np.arange(len(ids))
+    return table[np.lexsort((table[:, 1], table[:, 0]))]
 
 
 def _rrf(scores: np.ndarray, constant: int = 60) -> np.ndarray:
@@ -386,8 +452,10 @@ def build_index(documents: list[Document], embedder: EmbedderLike, target: Path,
         grown = _grown_faiss(target, old_keys, keys, vectors)
         faiss_index, manifest["faiss"] = grown or make_faiss_index(vectors)
         bm25 = build_bm25(paragraphs)  # from the very paragraphs the vectors are in, same order
-        _write_atomically(target, paragraphs, vectors, faiss_index, bm25, manifest, copied)
-    return ParagraphIndex(paragraphs, vectors, embedder, manifest, faiss_index, bm25)
+        ids = id_table(ids)
+        statistics = corpus_stats.compute(paragraphs, [source["name"] for source in sources])
+        _write_atomically(target, paragraphs, vectors, faiss_index, bm25, manifest, copied, ids, statistics)
+    return ParagraphIndex(paragraphs, vectors, embedder, manifest, faiss_index, bm25, ids=ids, statistics=statistics)
 
 
 def _copy_name(document: Document) -> str:
@@ -490,7 +558,7 @@ def _sha256_of(handle) -> str:
     return digest.hexdigest()
 
 
-def _write_atomically(target: Path, paragraphs, vectors, faiss_index, bm25, manifest, copied) -> None:
+def _write_atomically(target: Path, paragraphs, vectors, faiss_index, bm25, manifest, copied, ids, statistics) -> None:
     faiss = _faiss()
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
@@ -504,6 +572,8 @@ def _write_atomically(target: Path, paragraphs, vectors, faiss_index, bm25, mani
         np.save(staging / VECTORS, vectors)
         faiss.write_index(faiss_index, str(staging / FAISS_FILE))
         bm25.save(str(staging / BM25_DIR), show_progress=False)
+        np.save(staging / IDS, ids)
+        corpus_stats.save(statistics, staging)
         for document in copied:
             copy = staging / _copy_name(document)
             copy.parent.mkdir(parents=True, exist_ok=True)
@@ -725,6 +795,13 @@ def _load(target: Path, embedder: EmbedderLike) -> ParagraphIndex:
         )
     if sum(s["paragraphs"] for s in manifest["sources"]) != count:
         raise IndexStoreError(f"the index at {target} is inconsistent (its sources do not add up to {count} paragraphs): {_REBUILD}")
+    try:
+        ids = np.load(target / IDS, allow_pickle=False, mmap_mode="r")
+    except (OSError, ValueError, EOFError):
+        raise IndexStoreError(f"{target / IDS} is corrupt: {_REBUILD}") from None
+    if ids.shape != (count, 2) or ids.dtype != np.int64:
+        raise IndexStoreError(f"{target / IDS} is corrupt (not {count} ids): {_REBUILD}")
+    statistics = corpus_stats.load(target, count)
     vectors = vectors.astype(np.float32, copy=False)
     verification = Verification(target, manifest, paragraphs, vectors)
     if verify_now:
@@ -732,7 +809,7 @@ def _load(target: Path, embedder: EmbedderLike) -> ParagraphIndex:
         verification = None
     else:
         verification.start()
-    return ParagraphIndex(paragraphs, vectors, embedder, manifest, faiss_index, bm25, verification)
+    return ParagraphIndex(paragraphs, vectors, embedder, manifest, faiss_index, bm25, verification, ids, statistics)
 
 
 def _verify_checksums(target: Path, manifest: dict, opened: dict | None = None) -> None:

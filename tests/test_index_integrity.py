@@ -113,7 +113,22 @@ CORRUPTIONS = {  # name: (damage, old-style index?, words the one-line message m
     "sources do not add up, old index": (lambda t: _edit_manifest(t, lambda m: {**m, "sources": [
         {**m["sources"][0], "paragraphs": 3}]}), True, "sources do not add up"),
     "format version": (lambda t: _edit_manifest(t, _set("format_version", "1")), False, "format version 1,"),
+    "statistics edited": (lambda t: _edit_json(t / "statistics.json", lambda d: d["names"].append("spain")), False,
+                          "statistics.json is corrupt or was changed"),
+    "statistics not JSON, old index": (lambda t: (t / "statistics.json").write_text("{"), True, "statistics.json is corrupt"),
+    "statistics missing a part, old index": (lambda t: _edit_json(t / "statistics.json", lambda d: d.pop("idf")), True,
+                                             "statistics.json is corrupt"),
+    "labels edited": (lambda t: _edit_json(t / "labels.json", lambda d: d["¶1"].append(10**6)), False,
+                      "labels.json is corrupt or was changed"),
+    "ids truncated, old index": (lambda t: np.save(t / "ids.npy", np.load(t / "ids.npy")[:3]), True, "ids.npy is corrupt"),
+    "flattened text missing": (lambda t: (t / "flat.txt").unlink(), False, "missing flat.txt"),
 }
+
+
+def _edit_json(path, change):
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
 
 
 @pytest.fixture(params=list(CORRUPTIONS))
@@ -156,11 +171,21 @@ def test_any_unexpected_failure_is_one_line(target, fake_embedder, monkeypatch):
     assert "\n" not in str(caught.value)
 
 
+def test_labels_are_checked_when_first_read(target, fake_embedder):
+    # Read on first use, not at load (a million of them take a second): an index without
+    # checksums still finds a damaged file then, and says so in one line.
+    _edit_json(target / "labels.json", lambda d: d["¶1"].append(10**6))
+    _old_style(target)
+    labels = load_index(target, fake_embedder).statistics.labels
+    with pytest.raises(IndexStoreError, match="labels.json is corrupt \\(a label points past the paragraphs\\)"):
+        labels["¶1"]
+
+
 def test_checksums_are_recorded_and_an_old_index_still_loads(target, fake_embedder):
     files = _manifest(target)["files"]
     assert set(files) == {"paragraphs.jsonl", "offsets.npy", "vectors.npy", "faiss.index", "bm25/data.csc.index.npy",
                           "bm25/indices.csc.index.npy", "bm25/indptr.csc.index.npy", "bm25/vocab.index.json",
-                          "bm25/params.index.json"}
+                          "bm25/params.index.json", "ids.npy", "statistics.json", "labels.json", "flat.txt"}
     _old_style(target)  # an index built before this change: no checksums in its manifest
     assert load_index(target, fake_embedder).search("veto restraint France Mexico", k=1)[0].paragraph.label == "¶11"
 
