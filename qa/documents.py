@@ -352,8 +352,12 @@ def _looks_like_heading(block: _Block, next_block: _Block | None) -> bool:
         return True  # a short line set in the middle of the page: a title
     if len(words) > 8 or not flat[0].isupper():
         return False
-    # A short title line counts as a heading only when body text or another heading follows.
-    if next_block is None:
+    # A short title line counts as a heading only when body text or another heading follows,
+    # and only as a line or two: three short lines ("Package: perl" / "Pin: version 5.32*" /
+    # "Pin-Priority: 1001") are a record or an example. Nor is a heading set deeper than the
+    # text after it: a manual page indents its examples, not its headings.
+    if next_block is None or len([line for line in (block.lines or [text]) if line.strip()]) > 2 \
+            or block.indent > next_block.indent:
         return False
     nxt = _flat(next_block.text)
     return bool(

@@ -213,6 +213,10 @@ _DROPPED_TAGS = {"script", "style", "noscript", "template", "nav", "head", "svg"
 # contents, menus, breadcrumbs, sidebars, cookie banners).
 _FURNITURE = re.compile(r"(?:^|[\s_-])(?:nav\w*|toc|menu|breadcrumbs?|sidebar|navigation|cookie\w*|skip-?link)(?:$|[\s_-])",
                         re.IGNORECASE)
+# The page itself and its main content are never furniture, whatever their classes say: mdbook
+# pages (the Rust books, many projects' manuals) mark <html> "sidebar-visible", which dropped
+# every word of them.
+_CONTENT_TAGS = {"html", "body", "main", "article"}
 _BLOCK_TAGS = {"p", "div", "section", "article", "main", "blockquote", "pre", "table", "tr", "ul", "ol", "dl",
                "dt", "dd", "li", "h1", "h2", "h3", "h4", "h5", "h6", "header", "footer", "aside", "figure",
                "figcaption", "address", "br", "hr", "body", "html", "caption"}
@@ -248,7 +252,8 @@ class _HTMLText(HTMLParser):
             return
         attributes = dict(attrs)
         furniture = " ".join(attributes.get(a) or "" for a in ("class", "id", "role"))
-        dropped = tag in _DROPPED_TAGS or bool(_FURNITURE.search(furniture)) or "hidden" in attributes
+        dropped = tag in _DROPPED_TAGS or "hidden" in attributes \
+            or (tag not in _CONTENT_TAGS and bool(_FURNITURE.search(furniture)))
         self.stack.append((tag, dropped))
         if dropped:
             self.skip_depth += 1

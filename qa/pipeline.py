@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator
 
-from . import grounding, lexicon
+from . import grounding, lexicon, verify
 
 if TYPE_CHECKING:  # the Answerer passes itself in; no import cycle at run time
     from .answer import Answer, Answerer
@@ -299,6 +299,54 @@ class Release:
             return self._quoted(n, claim.judged)
         return claim
 
+    def _restated_sentence(self, sentence: str) -> Claim | None:
+        """The question's best-ranked sentence that a draft sentence restates when only the
+        draft's own words (what it says beyond the question) are counted, quoted; else None.
+
+        The verifier also wants the question's words a claim repeats to be in its evidence, so
+        that right words about the wrong thing do not pass. But a reader asks in their own
+        words ("the setup where a system pulls packages from two releases"), the model says
+        them back, and the document calls it something else ("apt-pinning"): the claim fails
+        although all it adds is the document's. The sentence it takes that from is the answer,
+        in the document's words; it must be among the question's best-ranked (Policy.on_target:
+        the model was shown five, and counting the fourth and fifth too let a draft that only
+        copied its evidence answer an unrelated question), within the drift margin of the
+        best, share at least one word with the question (a draft that borrows names from the
+        evidence to answer "To whom is the letter addressed?" restates a sentence about a
+        panel), carry every name and number the claim adds (its paragraph every name the
+        question asks about), and agree with it on negation."""
+        ranked, policy, a = self.state.ranked, self.a.policy, self.a
+        if not ranked:
+            return None
+        claim = grounding.strip_markers(sentence)
+        question = a.without_references(self.state.question)
+        asked = grounding.content_stems(question) - grounding.ANSWER_TYPE_WORDS
+        own = grounding.content_stems(claim) - asked - grounding.ANSWER_TYPE_WORDS
+        if len(own) < policy.min_own_words:
+            return None
+        for n, (score, passage, _, text) in enumerate(ranked[:policy.on_target]):
+            if ranked[0][0] - score >= policy.drift_margin:
+                break
+            heading = a.heading_of(passage)
+            if grounding.weighted_share(own, grounding.content_stems(text), a.idf) < policy.own_restatement:
+                continue
+            if not asked & (grounding.content_stems(text) | grounding.content_stems(heading)):
+                continue  # about something else: "To whom is the letter addressed?" -> a sentence of names
+            # The names the question asks about must be in the sentence's paragraph ("How does
+            # gzip compare with bzip2?" is not answered by a paragraph that never names bzip2),
+            # and the names and numbers the claim adds in the sentence itself.
+            about = grounding.support(claim, a.evidence_of(passage), question, a.idf, 1, a.vocabulary,
+                                      heading=heading, names=a.names)
+            found = grounding.support(claim, text, question, a.idf, 1, a.vocabulary, require_subject=False,
+                                      heading=heading, names=a.names)
+            if about.missing or found.missing or verify.missing_numbers(claim, text, question) \
+                    or verify.polarity_conflict(claim, text, a.idf):
+                continue
+            self.quoted_from.append(passage.label)
+            self.state.note("verify", "its own words restate a best-ranked sentence: quoted it", passage.label, claim)
+            return self._quoted(n)
+        return None
+
     def _quoted_with_what_it_leaves_out(self, claim: Claim) -> Claim | None:
         """A claim that restates words next to a negation of its passage but leaves the negation
         out ("mount it" for "mount (but not reformat) it") says no falsehood, but may drop the
@@ -339,7 +387,7 @@ class Release:
         if key in self.seen:
             return []  # small models repeat themselves
         self.seen.add(key)
-        claim = attach_evidence(self.a, self.state, sentence)
+        claim = attach_evidence(self.a, self.state, sentence) or self._restated_sentence(sentence)
         if claim is None:
             self.dropped += 1
             return []

@@ -48,6 +48,11 @@ class Policy:
     # Content words after a negation that it turns ("not [controlled] by"): a claim that shares
     # none of them restates the words around the negation, not what it negates.
     negated_span: int = 3
+    # A claim that fails only because it words the question its own way is answered with the
+    # sentence its own words (beyond the question's) restate: at least this share of them, by
+    # rarity, and at least this many of them (one word, "yes", "it", says nothing to match).
+    own_restatement: float = 0.8
+    min_own_words: int = 2
 
     # ---------------------------------------------------------------- composing
     min_fallback: float = 0.8  # sentence score a quoted fallback needs: below it, decline rather than quote

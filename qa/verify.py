@@ -49,8 +49,34 @@ class Context:
     names: frozenset[str] | None = None
 
 
+_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
+# "except that ..." introduces the exception as a statement of its own ("A person may hold
+# several posts, except that the Project Leader ... must be distinct"): it negates nothing.
+_EXCEPT_THAT = re.compile(r"\bexcept that\b", re.IGNORECASE)
+
+
 def _tokens(text: str) -> list[str]:
-    return re.findall(r"[a-z]+(?:'[a-z]+)?", text.lower())
+    """The text's words in lower case, without the negation words that are part of a name: a
+    capitalised "None" or "No" inside a sentence that opens a run of capitalised words the
+    sentence then goes on from in lower case ("If None Of The Above wins", "the No Fly List
+    is") names something and turns nothing. A title-cased line ("In No Event Shall The
+    Authors Be Liable") has no such end, and all-capital words ("THERE IS NO WARRANTY") are
+    emphasis: their negations count."""
+    text = _EXCEPT_THAT.sub("that", text)
+    found = list(_WORD.finditer(text))
+    words = [match.group(0) for match in found]
+    tokens = []
+    for n, word in enumerate(words):
+        if 0 < n and word.istitle() and word.lower() in _NEGATIONS \
+                and text[found[n - 1].end():found[n].start()].strip() in ("", ","):
+            end = n + 1
+            while end < len(words) and words[end][:1].isupper() and not text[found[end - 1].end():found[end].start()].strip():
+                end += 1
+            if end - n >= 2 and end < len(words) and words[end].islower() \
+                    and not text[found[end - 1].end():found[end].start()].strip():
+                continue
+        tokens.append(word.lower())
+    return tokens
 
 
 def _is_negation(token: str) -> bool:

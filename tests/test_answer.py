@@ -405,7 +405,11 @@ def test_name_taken_from_the_wrong_item_of_a_list_is_not_presented_as_supported(
     reply = "Mr. Jeffrey Feltman was the Special Adviser on the Prevention of Genocide on the panel [¶4]."
     answer = answerer(seed_index, reply, min_fallback=5).ask(
         "Who was the Special Adviser on the Prevention of Genocide on the panel?")
-    assert "Feltman was" not in answer.text and answer.abstained
+    # The model's claim is dropped; what may be shown instead is the document's own sentence,
+    # where the role stands next to the right name.
+    assert any(step["decision"] == "dropped a sentence" for step in answer.trace)
+    assert "Feltman was" not in answer.text
+    assert answer.abstained or "the Special Adviser on the Prevention of Genocide, Mr. Adama Dieng" in answer.text
 
 
 def test_follow_up_answered_from_the_sentence_matching_it_alone(seed_index):

@@ -142,6 +142,35 @@ def test_html_drops_scripts_styles_and_navigation(tmp_path):
         ("Usage ¶2", "Guide > Usage", "It reads every file in the folder you name.")]
 
 
+def test_an_example_indented_in_a_manual_page_is_no_heading(tmp_path):
+    # Three short "Key: value" lines set deeper than the text: a record the manual shows, not
+    # a heading for what follows (nor, with "version" in it, a title).
+    path = tmp_path / "pinning.txt"
+    path.write_text("NAME\n       pinning - choose package versions\n\nDESCRIPTION\n"
+                    "       The specific form assigns a priority to one or more packages with\n"
+                    "       a given version, for example to all versions of perl 5.32.\n\n"
+                    "           Package: perl\n           Pin: version 5.32*\n           Pin-Priority: 1001\n\n"
+                    "       The general form assigns a priority to all of the package versions in\n"
+                    "       a given distribution or to all versions coming from one site.\n")
+    found = load_document(path).paragraphs
+    assert [p.section for p in found] == ["NAME", "DESCRIPTION", "DESCRIPTION", "DESCRIPTION"]
+    assert found[2].text.startswith("Package: perl") and found[3].text.startswith("The general form")
+    assert "title" not in [p.label for p in found]
+
+
+def test_a_page_whose_own_classes_name_a_sidebar_keeps_its_content(tmp_path):
+    # mdbook pages (the Rust books) mark <html> "sidebar-visible": a state of the page, not
+    # furniture to drop; the sidebar itself still goes.
+    path = tmp_path / "book.html"
+    path.write_text("<html class='light sidebar-visible'><body class='nav-open'>"
+                    "<nav id='sidebar' class='sidebar'><a href='a.html'>Chapter one of the book</a></nav>"
+                    "<div class='sidebar-resize'>Drag to resize the table of contents</div>"
+                    "<main><h1>Writing docs</h1><p>Good documentation is not natural to write.</p></main>"
+                    "</body></html>")
+    found = load_document(path).paragraphs
+    assert [p.text for p in found] == ["Good documentation is not natural to write."]
+
+
 
 
 def test_layout_check_meets_its_floors():

@@ -136,6 +136,25 @@ def test_a_claim_restating_what_the_negation_does_not_turn_is_no_conflict():
                              "Tar determines whether the archive can be seeked or not.")
 
 
+def test_a_negation_word_inside_a_name_turns_nothing():
+    passage = "If None Of The Above wins the election then the election procedure is repeated, many times if necessary."
+    assert not polarity_conflict("The election procedure is repeated, many times if necessary.", passage)
+    assert negations("If None Of The Above wins") == 0 and negations("None of the above won") == 1
+    # A title-cased line and capitals for emphasis still say "no".
+    for passage in ("In No Event Shall The Authors Be Liable For Any Claim.", "IN NO EVENT SHALL THE AUTHORS BE LIABLE."):
+        assert polarity_conflict("The authors shall be liable for any claim.", passage)
+
+
+def test_except_that_states_the_exception_it_introduces():
+    passage = ("A person may hold several posts, except that the Project Leader, the Project Secretary and "
+               "the Chair of the Technical Committee must be distinct.")
+    claim = "The Project Leader, Project Secretary and the Chair of the Technical Committee must be distinct."
+    assert not polarity_conflict(claim, passage)
+    # A negation inside the exception still counts.
+    passage = "Developers may vote on any resolution, except that they may not vote on their own expulsion."
+    assert polarity_conflict("Developers may vote on their own expulsion.", passage)
+
+
 def test_a_label_written_as_text_is_a_citation_not_a_number():
     labels = ["zlib Usage Example ¶4", "3.3"]
     assert pipeline._label_mentions_as_markers("In zlib Usage Example ¶4, you set the fields.", labels) == (
@@ -333,3 +352,39 @@ def test_a_quoted_list_item_opens_with_the_line_that_opens_its_list(tmp_path, fa
     from qa.answer import Passage
     passage = Passage(item_b.id, item_b.label, item_b.document, item_b.section, item_b.text, 1.0, 1.0, 0.0, 1)
     assert a.lead_in(passage).label == "2.2"
+
+
+def test_a_draft_that_words_the_question_its_own_way_is_answered_with_the_sentence_it_restates(tmp_path, fake_embedder):
+    # The reader's words ("installs software from several editions") are the document's, but
+    # not this sentence's; all the draft adds ("a mixture called apt-pinning") is this
+    # sentence's: it answers, in its own words.
+    from qa.documents import load_documents
+    from qa.store import build_index
+
+    doc = tmp_path / "releases.md"
+    pinning = ("Systems whose sources list several releases at once run a mixture of distributions, "
+               "which is frequently called apt-pinning.")
+    doc.write_text(f"# Mixing releases\n\n{pinning}\n\n# Upgrading\n\nRead the release notes before you "
+                   "install software of new editions on a computer.\n", encoding="utf-8")
+    a = Answerer(build_index(load_documents([doc]), fake_embedder, tmp_path / "ix"), ScriptedGenerator("unused"), FAKE)
+    state = pipeline.State("What is it called when a computer installs software from several editions at once?")
+    pipeline.retrieve(a, state)
+    mixing = next(p for p in state.passages if "apt-pinning" in p.text)
+    upgrading = next(p for p in state.passages if p is not mixing)
+    state.ranked = [(0.9, mixing, 0, pinning), (0.8, upgrading, 0, upgrading.text)]  # as a real ranker put them
+    release = pipeline.Release(a, state)
+    draft = "When a computer installs software from several editions at once, it runs a mixture called apt-pinning."
+    assert pipeline.attach_evidence(a, state, draft) is None  # most of its words are the reader's
+    claim = release._restated_sentence(draft)
+    assert claim is not None and claim.text.startswith("Systems whose sources list") and claim.backing == [mixing]
+    # What the draft adds must be the sentence's: another term, or a turned negation, is no answer.
+    for wrong in ("When a computer installs software from several editions at once, it runs a mixture called dual-booting.",
+                  "When a computer installs software from several editions at once, it never runs a mixture called apt-pinning.",
+                  "It is apt-pinning."):  # one word of its own says too little to match a sentence by
+        assert release._restated_sentence(wrong) is None, wrong
+    # Nor is a sentence that shares no word with the question its answer, whatever the draft
+    # borrowed from it.
+    other = pipeline.State("Who looks after the mirrors?")
+    other.passages, other.ranked = state.passages, state.ranked
+    assert pipeline.Release(a, other)._restated_sentence("They run a mixture of distributions called apt-pinning.") is None
+    assert release._restated_sentence("They run a mixture of distributions called apt-pinning.") is not None
