@@ -352,12 +352,16 @@ def _looks_like_heading(block: _Block, next_block: _Block | None) -> bool:
         return True  # a short line set in the middle of the page: a title
     if len(words) > 8 or not flat[0].isupper():
         return False
-    # A short title line counts as a heading only when body text or another heading follows,
-    # and only as a line or two: three short lines ("Package: perl" / "Pin: version 5.32*" /
-    # "Pin-Priority: 1001") are a record or an example. Nor is a heading set deeper than the
-    # text after it: a manual page indents its examples, not its headings.
-    if next_block is None or len([line for line in (block.lines or [text]) if line.strip()]) > 2 \
-            or block.indent > next_block.indent:
+    # A short title line counts as a heading only when body text or another heading follows.
+    # Lines that start at one column and are three or more ("Package: perl" / "Pin: version
+    # 5.32*" / "Pin-Priority: 1001"), or set deeper than the text after them, are a record or
+    # an example: a manual page indents its examples, not its headings. (A centred title's
+    # lines start at different columns: "Apache License" / "Version 2.0, January 2004".)
+    if next_block is None:
+        return False
+    lines = [line for line in (block.lines or [text]) if line.strip()]
+    aligned = len({len(line) - len(line.lstrip()) for line in lines}) == 1
+    if aligned and (len(lines) > 2 or block.indent > next_block.indent):
         return False
     nxt = _flat(next_block.text)
     return bool(

@@ -53,6 +53,17 @@ def test_a_title_block_with_a_version_line_is_a_paragraph():
     assert (found[0].label, found[0].text) == ("title", "Mozilla Public License Version 2.0")
 
 
+def test_a_centred_title_over_several_lines_is_still_the_title():
+    # Its lines start at different columns: a title, not an indented example record.
+    text = ("                                 Apache License\n                           Version 2.0, January 2004\n"
+            "                        http://www.apache.org/licenses/\n\n"
+            "   TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION\n\n"
+            "   1. Definitions.\n\n      \"License\" shall mean the terms and conditions for use, reproduction,\n"
+            "      and distribution as defined by Sections 1 through 9 of this document.\n")
+    found = split_paragraphs(text, "apache.txt", "apache")
+    assert found[0].label == "title" and found[0].text.startswith("Apache License Version 2.0, January 2004")
+
+
 def test_paragraphs_under_a_heading_count_from_it_and_markdown_keeps_a_path():
     text = "# Guide\n\n## Install\n\nRun the installer and wait until it has finished.\n\nThen restart the machine once it is done.\n"
     found = split_paragraphs(text, "g.md", "g")
