@@ -34,6 +34,9 @@ ACRONYM_PHRASES = 3  # phrases kept per initialism: the question's expansion use
 
 @dataclass(frozen=True)
 class CorpusStatistics:
+    """The facts about a whole collection that the grounding checks read (qa/verify.py,
+    qa/pipeline.py): computed from its paragraphs, or read back from its index."""
+
     vocabulary: frozenset[str]  # words, their stems and the initialisms of capitalised phrases
     words: frozenset[str]  # the words as written, lower-cased: is an acronym itself used?
     idf: grounding.Rarity  # weight per content stem

@@ -305,8 +305,9 @@ class Release:
 
         The verifier also wants the question's words a claim repeats to be in its evidence, so
         that right words about the wrong thing do not pass. But a reader asks in their own
-        words ("the setup where a system pulls packages from two releases"), the model says
-        them back, and the document calls it something else ("apt-pinning"): the claim fails
+        words ("Which daemons does the document give as examples of running as
+        daemon.daemon?"), the model says them back ("The document gives examples ... by
+        mentioning ... portmap, atd"), and the sentence never says "example": the claim fails
         although all it adds is the document's. The sentence it takes that from is the answer,
         in the document's words; it must be among the question's best-ranked (Policy.on_target:
         the model was shown five, and counting the fourth and fifth too let a draft that only

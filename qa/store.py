@@ -38,7 +38,8 @@ embedder. BM25 is built with the vectors, in the same staging folder, and saved 
 count the same paragraphs as the manifest.
 
 Nothing at load is proportional to the collection but the statistics' vocabularies:
-paragraphs, vectors, the IVF lists, BM25, the ids and the flattened text are memory-mapped (`python -m qa.bench retrieval` measures it at 1,000,000).
+paragraphs, vectors, the IVF lists, BM25, the ids and the flattened text are memory-mapped
+(`python -m qa.bench retrieval` measures it at 1,000,000).
 
 This is the only module that imports faiss (and bm25s). The embedder is injected: anything
 with `name`, `sha256`, `dimension` and `encode(texts) -> np.ndarray` will do.
@@ -452,10 +453,11 @@ def build_index(documents: list[Document], embedder: EmbedderLike, target: Path,
         grown = _grown_faiss(target, old_keys, keys, vectors)
         faiss_index, manifest["faiss"] = grown or make_faiss_index(vectors)
         bm25 = build_bm25(paragraphs)  # from the very paragraphs the vectors are in, same order
-        ids = id_table(ids)
+        rows_by_id = id_table(ids)
         statistics = corpus_stats.compute(paragraphs, [source["name"] for source in sources])
-        _write_atomically(target, paragraphs, vectors, faiss_index, bm25, manifest, copied, ids, statistics)
-    return ParagraphIndex(paragraphs, vectors, embedder, manifest, faiss_index, bm25, ids=ids, statistics=statistics)
+        _write_atomically(target, paragraphs, vectors, faiss_index, bm25, manifest, copied, rows_by_id, statistics)
+    return ParagraphIndex(paragraphs, vectors, embedder, manifest, faiss_index, bm25, ids=rows_by_id,
+                          statistics=statistics)
 
 
 def _copy_name(document: Document) -> str:
