@@ -43,6 +43,7 @@ class CorpusStatistics:
     names: frozenset[str]  # words capitalised inside sentences and never written in lower case
     acronyms: dict[str, tuple[str, ...]]  # initialism -> the first phrases it stands for
     document_names: dict[str, str]  # file name -> the words that name the document itself
+    document_words: dict[str, int]  # file name -> how many words its paragraphs hold (the overview's length)
     labels: Mapping[str, list[int]]  # paragraph label -> the rows that carry it, in order
     text: grounding.FlatText  # the whole text, flattened, for multi-word names
 
@@ -62,8 +63,10 @@ def compute(paragraphs: Sequence[Paragraph], documents: Sequence[str]) -> Corpus
         for initials, phrases in grounding.acronym_phrases(text).items():
             acronyms.setdefault(initials, set()).update(phrases)
     labels: dict[str, list[int]] = {}
+    words_per_document: dict[str, int] = {}
     for row, p in enumerate(paragraphs):
         labels.setdefault(p.label, []).append(row)
+        words_per_document[p.document] = words_per_document.get(p.document, 0) + len(p.text.split())
     return CorpusStatistics(
         vocabulary=frozenset(grounding.vocabulary_of(texts)),
         words=frozenset(w.lower() for text in texts for w in grounding.words(text)),
@@ -71,6 +74,7 @@ def compute(paragraphs: Sequence[Paragraph], documents: Sequence[str]) -> Corpus
         names=grounding.names_of(texts),
         acronyms={k: tuple(sorted(v)[:ACRONYM_PHRASES]) for k, v in acronyms.items()},
         document_names=document_names,
+        document_words=words_per_document,
         labels=labels,
         text=grounding.FlatText(_flat(texts)),
     )
@@ -92,6 +96,7 @@ def save(statistics: CorpusStatistics, folder: Path) -> None:
         "names": sorted(statistics.names),
         "acronyms": {k: list(v) for k, v in statistics.acronyms.items()},
         "document_names": statistics.document_names,
+        "document_words": statistics.document_words,
     }
     (folder / STATISTICS).write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
     (folder / LABELS).write_text(json.dumps(dict(statistics.labels), ensure_ascii=False, separators=(",", ":")),
@@ -115,6 +120,7 @@ def load(folder: Path, count: int) -> CorpusStatistics:
             names=frozenset(map(str, data["names"])),
             acronyms={str(k): tuple(map(str, v)) for k, v in data["acronyms"].items()},
             document_names={str(k): str(v) for k, v in data["document_names"].items()},
+            document_words={str(k): int(v) for k, v in data["document_words"].items()},
             labels=StoredLabels(folder / LABELS, count),
             text=grounding.FlatText(_mapped(folder / FLAT_TEXT)),
         )

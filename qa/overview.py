@@ -16,6 +16,7 @@ from .documents import read_text
 
 TITLE_CHARS = 110  # one line at 1280 px next to the file name; longer titles are cut at a word
 HEAD_CHARS = 4000  # where a title or a date is looked for
+HEAD_PARAGRAPHS = 20  # ... and the paragraphs a title may be
 
 _MONTHS = ("January|February|March|April|May|June|July|August|September|October|November|December|"
            "Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec")
@@ -89,29 +90,34 @@ def date_of(raw: str, after: int = 0) -> str:
     return " ".join(found.group(0).split()) if found else ""
 
 
-def describe(name: str, paragraphs, raw: str) -> DocumentSummary:
+def describe(name: str, paragraphs, raw: str, count: int | None = None, words: int | None = None) -> DocumentSummary:
+    """`paragraphs`: the document's first paragraphs at least (a title is looked for there);
+    `count` and `words`: its length, when not all of its paragraphs are given."""
     title, end = title_of(raw, paragraphs)
-    words = sum(len(p.text.split()) for p in paragraphs)
-    return DocumentSummary(name, title, date_of(raw, end), len(paragraphs), words)
+    words = sum(len(p.text.split()) for p in paragraphs) if words is None else words
+    return DocumentSummary(name, title, date_of(raw, end), len(paragraphs) if count is None else count, words)
 
 
 def describe_documents(index, source_file=None) -> list[DocumentSummary]:
     """A summary per document of a ParagraphIndex, in its manifest's order.
 
     `source_file(source) -> Path` finds a document's file (the index's own copy); a document
-    whose file cannot be read is described from its paragraphs alone.
+    whose file cannot be read is described from its paragraphs alone. Only each document's
+    first HEAD_PARAGRAPHS paragraphs are read (an index keeps a document's paragraphs
+    together, in its manifest's order); its length comes from the index's statistics, so a
+    million paragraphs are not read for a page load.
     """
-    by_document: dict[str, list] = {}
-    for p in index.paragraphs:
-        by_document.setdefault(p.document, []).append(p)
-    summaries = []
+    words = index.statistics.document_words
+    summaries, start = [], 0
     for source in index.manifest.get("sources", []):
-        paragraphs = by_document.get(source["name"], [])
+        count = source["paragraphs"]
+        paragraphs = index.paragraphs[start:start + min(count, HEAD_PARAGRAPHS)]
+        start += count
         raw = ""
         try:
             path = source_file(source) if source_file else Path(source["path"])
             raw = read_text(path)
         except Exception:  # a missing or unreadable copy: the paragraphs still describe it
             raw = "\n\n".join(p.text for p in paragraphs[:5])
-        summaries.append(describe(source["name"], paragraphs, raw))
+        summaries.append(describe(source["name"], paragraphs, raw, count, words.get(source["name"], 0)))
     return summaries

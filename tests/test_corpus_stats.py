@@ -98,3 +98,18 @@ def test_answers_over_a_loaded_index_are_those_over_the_built_one(built_and_load
         assert answers[0].text == answers[1].text and answers[0].abstained == answers[1].abstained
         assert answers[0].reason == answers[1].reason
         assert [c.id for c in answers[0].citations] == [c.id for c in answers[1].citations]
+
+
+def test_the_overview_reads_each_documents_head_only_and_counts_every_word(built_and_loaded):
+    from qa.documents import read_text
+    from qa.overview import HEAD_PARAGRAPHS, describe, describe_documents
+
+    built, loaded = built_and_loaded
+    loaded.paragraphs = counting = CountingParagraphs(loaded.paragraphs)
+    summaries = describe_documents(loaded)
+    assert counting.read <= 2 * HEAD_PARAGRAPHS < len(loaded.paragraphs)
+    for summary in summaries:  # the same as described from all of the document's paragraphs
+        mine = [p for p in built.paragraphs if p.document == summary.name]
+        assert (summary.paragraphs, summary.words) == (len(mine), sum(len(p.text.split()) for p in mine))
+        path = next(source["path"] for source in loaded.manifest["sources"] if source["name"] == summary.name)
+        assert summary.title == describe(summary.name, mine, read_text(path)).title != ""
