@@ -377,13 +377,15 @@ def make_faiss_index(vectors: np.ndarray):
     return index, spec
 
 
-def build_bm25(paragraphs: list[Paragraph], tokenize=None):
+def build_bm25(paragraphs: list[Paragraph], tokenize=None, names: dict[str, str] | None = None):
+    """BM25 over the paragraphs; `names`: each document's own name (documents.document_names),
+    when already known."""
     import bm25s
 
     tokenize = tokenize or _tokenizer()
     # Words naming a whole document ("MPL", "gzip") are in each of its paragraphs for BM25:
     # they pick the document among several, never one paragraph that repeats its name.
-    names = document_names(paragraphs)
+    names = names if names is not None else document_names(paragraphs)
     bm25 = bm25s.BM25()
     bm25.index(tokenize([names[p.document] + " " + _indexed_text(p) for p in paragraphs]), show_progress=False)
     return bm25
@@ -452,9 +454,10 @@ def build_index(documents: list[Document], embedder: EmbedderLike, target: Path,
         }
         grown = _grown_faiss(target, old_keys, keys, vectors)
         faiss_index, manifest["faiss"] = grown or make_faiss_index(vectors)
-        bm25 = build_bm25(paragraphs)  # from the very paragraphs the vectors are in, same order
-        rows_by_id = id_table(ids)
         statistics = corpus_stats.compute(paragraphs, [source["name"] for source in sources])
+        # From the very paragraphs the vectors are in, same order.
+        bm25 = build_bm25(paragraphs, names=statistics.document_names)
+        rows_by_id = id_table(ids)
         _write_atomically(target, paragraphs, vectors, faiss_index, bm25, manifest, copied, rows_by_id, statistics)
     return ParagraphIndex(paragraphs, vectors, embedder, manifest, faiss_index, bm25, ids=rows_by_id,
                           statistics=statistics)
@@ -693,25 +696,23 @@ def _manifest_problem(m: dict) -> str:
 _PARAGRAPH_FIELDS = ("id", "document", "label", "section", "text")
 
 
-def _read_paragraphs(folder: Path) -> list[Paragraph]:
-    path = folder / PARAGRAPHS
-    paragraphs, seen = [], set()
+def _paragraph_record(line: bytes | str, path: Path, number: int) -> Paragraph:
+    """One line of paragraphs.jsonl as a Paragraph, checked; an IndexStoreError naming the line."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                data = json.loads(line)
-                if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in _PARAGRAPH_FIELDS) \
-                        or not (data.get("number") is None or _is_int(data.get("number"))):
-                    raise IndexStoreError(f"{path} is corrupt (line {number} is not a paragraph record): {_REBUILD}")
-                if data["id"] in seen:
-                    raise IndexStoreError(f"{path} is corrupt (line {number} repeats id {data['id']}): {_REBUILD}")
-                seen.add(data["id"])
-                paragraphs.append(Paragraph.from_dict(data))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-        raise IndexStoreError(f"{path} is corrupt: {_REBUILD}") from None
-    return paragraphs
+        data = json.loads(line)
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        data = None
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in _PARAGRAPH_FIELDS) \
+            or not (data.get("number") is None or _is_int(data.get("number"))):
+        raise IndexStoreError(f"{path} is corrupt (line {number} is not a paragraph record): {_REBUILD}")
+    return Paragraph.from_dict(data)
+
+
+def _read_paragraphs(folder: Path) -> list[Paragraph]:
+    """Every paragraph of an index folder, read whole (an older format has no offsets.npy)."""
+    path = folder / PARAGRAPHS
+    with open(path, "rb") as handle:
+        return [_paragraph_record(line, path, number) for number, line in enumerate(handle, 1) if line.strip()]
 
 
 def recover(target: Path) -> None:
@@ -924,12 +925,4 @@ class StoredParagraphs(Sequence):
         return (self._record(n) for n in range(len(self)))
 
     def _record(self, n: int) -> Paragraph:
-        line = self._data[int(self._offsets[n]):int(self._offsets[n + 1])]
-        try:
-            data = json.loads(line)
-        except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-            data = None
-        if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in _PARAGRAPH_FIELDS) \
-                or not (data.get("number") is None or _is_int(data.get("number"))):
-            raise IndexStoreError(f"{self.path} is corrupt (line {n + 1} is not a paragraph record): {_REBUILD}")
-        return Paragraph.from_dict(data)
+        return _paragraph_record(self._data[int(self._offsets[n]):int(self._offsets[n + 1])], self.path, n + 1)
