@@ -2,7 +2,7 @@
 
 A job runs the test set question by question in its own thread, with its own Answerer whose
 generator is wrapped in `gate.Preempting`: it runs only while no chat question runs or waits,
-and stops at the next token when one arrives (that question is then asked again, so the
+and stops within milliseconds when one arrives (that question is then asked again, so the
 figures are those of an uninterrupted run; the time it spent waiting is not counted in the
 estimate of time left). Cancelling, or the browser session that started it ending, stops it
 within a token. No gradio here; qa/ui.py shows a job's `progress()`.

@@ -4,8 +4,9 @@ One generator on two cores serves everyone, so questions take turns. `ModelGate`
 chat's line itself (not Gradio's queue), so a waiting question can say where it stands
 ("1 question ahead of yours"). An evaluation is background work: it runs a question only
 while no chat question is running or waiting, and `Preempting` makes its generator stop at
-the next token when one arrives (the evaluation then asks that question again), so a chat
-question waits for one token of an evaluation, not for a whole evaluation question.
+once one arrives (the evaluation then asks that question again): the in-process model stops
+between two layers of its current forward pass, a server backend at its next token. A chat
+question waits milliseconds for an evaluation, not a whole evaluation question.
 
 No gradio here; qa/ui.py uses it.
 """
@@ -91,6 +92,7 @@ class ModelGate:
 
 class Preempting:
     """A generator wrapper for background work: it stops (raises Preempted) at the next token
+    (the in-process model: at its next layer)
     as soon as a chat question is in line or `stop` is set, which frees the model's lock."""
 
     def __init__(self, generator, gate: ModelGate, stop: threading.Event):

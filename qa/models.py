@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -74,11 +75,40 @@ GENERATOR_PARTS = list(DEFAULT_GENERATOR.parts)
 # punished ("Seven3 Member States" for "73 Member States"). Like llama.cpp's, ours penalises
 # only the tokens of the answer itself.
 REPETITION_PENALTY = 1.1
-# With an `interrupted` check (background work), the prompt is read this many tokens per
-# forward pass, the check between passes: a chat question then waits for one chunk of an
-# evaluation's prompt (a tenth of a second), not for all of it (most of a second).
-PREFILL_CHUNK = 64
 LOOKUP_TOKENS = 8  # tokens proposed per step by prompt lookup (see Generator.stream)
+
+
+class _Interrupted(Exception):
+    """Raised between two layers of a forward pass when background generation must give way."""
+
+
+@contextmanager
+def _stopping_between_layers(model, interrupted: Callable[[], bool] | None):
+    """While active, each decoder layer first asks `interrupted` and stops the pass if so.
+
+    A forward pass of background work is otherwise an indivisible wait for a chat question:
+    most of a second for a prompt, about 0.1 s for one step of 9 lookup tokens, and a chat
+    question that arrives meanwhile shares the cores with it. Checked between layers, the
+    wait is a few milliseconds (measured: the chat's wait for the model's lock fell from
+    0.06-0.16 s, with the prompt read in 64-token chunks, to at most 0.006 s). The hooks
+    exist only inside the model's lock, so a chat question's own passes never see them.
+    """
+    if interrupted is None:
+        yield
+        return
+    import torch
+
+    def check(_module, _args):
+        if interrupted():
+            raise _Interrupted()
+
+    layers = next((m for m in model.modules() if isinstance(m, torch.nn.ModuleList) and len(m) > 1), [])
+    handles = [layer.register_forward_pre_hook(check) for layer in layers]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def _lookup(context: list[int], limit: int, longest: int = 3) -> list[int]:
@@ -347,9 +377,9 @@ class Generator:
         """Yield text pieces as the model produces them: greedy decoding with a repetition
         penalty on the answer's own tokens (not the prompt's: see REPETITION_PENALTY).
 
-        `interrupted` (background work: qa/gate.py) is checked between forward passes, the
-        prompt's included (read in PREFILL_CHUNK pieces then); when it says so the stream
-        ends at once, leaving the model to whoever needs it.
+        `interrupted` (background work: qa/gate.py) is checked before each layer of each
+        forward pass and after each piece; when it says so the stream ends at once, leaving
+        the model to whoever needs it within milliseconds.
 
         Prompt-lookup decoding (QA_LOOKUP=0 turns it off): grounded answers copy spans of the
         passages, so after each token the loop looks for the last few tokens in the prompt
@@ -369,19 +399,11 @@ class Generator:
         lookup = LOOKUP_TOKENS if os.environ.get("QA_LOOKUP", "1") != "0" else 0
         # Inference mode is entered around each step, never held across a `yield`: it is
         # per-thread state, and the caller's code runs between pieces.
-        with self.lock:
+        with self.lock, _stopping_between_layers(self.model, interrupted):
             try:
                 with torch.inference_mode():
                     # logits_to_keep=1: the prompt's other positions would cost 150k logits each.
-                    if interrupted is None:
-                        output = self.model(**inputs, use_cache=True, logits_to_keep=1)
-                    else:
-                        ids, output = inputs["input_ids"], None
-                        for start in range(0, ids.shape[1], PREFILL_CHUNK):
-                            if interrupted():
-                                return
-                            output = self.model(input_ids=ids[:, start:start + PREFILL_CHUNK], use_cache=True,
-                                                logits_to_keep=1, **({"cache": output.cache} if output else {}))
+                    output = self.model(**inputs, use_cache=True, logits_to_keep=1)
                     cache, rows = output.cache, output.logits[0, -1:, :].float()
                     penalised = torch.zeros(rows.shape[-1], dtype=torch.bool)  # the answer's own tokens
                 generated: list[int] = []
@@ -426,6 +448,8 @@ class Generator:
                         fed = [generated[-1]] + drafted
                         output = self.model(input_ids=torch.tensor([fed]), cache=cache, use_cache=True)
                         cache, rows = output.cache, output.logits[0, :, :].float()
+            except _Interrupted:
+                return  # mid forward pass: its partial cache is dropped with the rest
             except (RuntimeError, ValueError, IndexError) as error:
                 raise ModelError(f"generation failed: {error}") from None
 

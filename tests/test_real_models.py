@@ -106,10 +106,25 @@ def test_streamed_answer_is_token_for_token_what_generate_gives(real_answerer, r
         streamed = "".join(real_generator.stream(messages, 40))
         assert streamed.strip() == real_generator.generate_direct(messages, 40).strip()
     assert "".join(real_generator.stream(messages, 1))  # one token: yielded, no extra step
-    # Background work reads the prompt in chunks, checking between them: same text; and an
-    # interruption before the first chunk ends the stream with nothing.
+    # Background work is checked between layers: same text; and an interruption before the
+    # first layer ends the stream with nothing.
     assert "".join(real_generator.stream(messages, 40, interrupted=lambda: False)).strip() == streamed.strip()
     assert "".join(real_generator.stream(messages, 40, interrupted=lambda: True)) == ""
+    # An interruption inside a forward pass stops it at the next layer, not at the pass's end.
+    import torch
+
+    layers = next(m for m in real_generator.model.modules() if isinstance(m, torch.nn.ModuleList))
+    ran, asked = [], []
+    counters = [layer.register_forward_hook(lambda *_: ran.append(1)) for layer in layers]
+    try:
+        # Asked before each layer: True on the second ask, so one layer of the prompt's pass runs.
+        assert "".join(real_generator.stream(messages, 40, interrupted=lambda: asked.append(1) or len(asked) >= 2)) == ""
+    finally:
+        for counter in counters:
+            counter.remove()
+    assert len(ran) == 1, (len(ran), len(layers))
+    assert not any(module._forward_pre_hooks for module in real_generator.model.modules())  # none left
+    assert "".join(real_generator.stream(messages, 40)).strip() == streamed.strip()
 
 
 def test_injected_instructions_in_a_document_change_nothing(tmp_path, real_embedder, real_generator):

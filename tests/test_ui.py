@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -192,7 +193,8 @@ FIRST_CHECKED = """(question) => new Promise((resolve) => {
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
 def test_evaluation_in_the_background_delays_no_chat_question_and_cancels_fast(server):
     """Time to the first checked sentence of a chat question while the bundled evaluation runs
-    in another page is within 1.5x of the idle figure; cancel stops the evaluation within 5 s."""
+    in another page is within 1.5x of the idle figure (medians of three: one noisy timing on a
+    shared machine decides nothing); cancel stops the evaluation within 5 s."""
     from playwright.sync_api import sync_playwright
 
     question = "Which countries led the initiative on veto restraint?"
@@ -206,7 +208,7 @@ def test_evaluation_in_the_background_delays_no_chat_question_and_cancels_fast(s
         chat.evaluate(FIRST_CHECKED, "What did Mr. Dieng say about impunity?")  # warm-up
         chat.wait_for_function("() => !document.querySelector('#chat').innerText.includes('Checking')", timeout=120_000)
         idle = []
-        for _ in range(2):
+        for _ in range(3):
             idle.append(chat.evaluate(FIRST_CHECKED, question))
             chat.wait_for_function("() => !document.querySelector('#chat').innerText.includes('Checking')",
                                    timeout=120_000)
@@ -218,7 +220,7 @@ def test_evaluation_in_the_background_delays_no_chat_question_and_cancels_fast(s
         evaluation.wait_for_function("() => /[1-9]\\d* of \\d+ questions/.test(document.querySelector('#eval-progress').innerText)",
                                      timeout=240_000)
         busy = []
-        for _ in range(2):
+        for _ in range(3):
             busy.append(chat.evaluate(FIRST_CHECKED, question))
             chat.wait_for_function("() => !document.querySelector('#chat').innerText.includes('Checking')",
                                    timeout=120_000)
@@ -233,4 +235,4 @@ def test_evaluation_in_the_background_delays_no_chat_question_and_cancels_fast(s
     print(f"first checked sentence: idle {idle}, during evaluation {busy}; cancel took {cancelled:.2f} s")
     (server["root"] / "figures.txt").write_text(f"idle {idle}\nbusy {busy}\ncancel {cancelled}\n")
     assert cancelled < 5
-    assert min(busy) <= 1.5 * min(idle), (idle, busy)
+    assert statistics.median(busy) <= 1.5 * statistics.median(idle), (idle, busy)

@@ -87,16 +87,17 @@ def test_preempting_generator_stops_at_the_next_token_and_frees_the_model():
     gate.leave(ticket)
 
 
-def test_a_generator_that_reads_its_prompt_in_chunks_is_told_when_to_stop():
-    """The in-process generator checks `interrupted` between the forward passes of a long
-    prompt; a stream that ends early because a chat question came is Preempted, not an answer."""
+def test_a_generator_stopped_while_reading_its_prompt_is_preempted():
+    """The in-process generator checks `interrupted` while it reads the prompt (between the
+    layers of its forward pass); a stream that ends early because a chat question came is
+    Preempted, not an answer."""
     gate, stop = ModelGate(), threading.Event()
 
     class ChunkedPrefill:
         name = "chunked"
 
         def stream(self, messages, max_new_tokens=120, interrupted=None):
-            for _ in range(5):  # five chunks of prompt
+            for _ in range(5):  # five layers of the prompt's pass
                 if interrupted():
                     return
                 gate.enter() if not gate.chat_busy else None  # a chat question arrives mid-prompt
