@@ -91,9 +91,9 @@ class ModelGate:
 
 
 class Preempting:
-    """A generator wrapper for background work: it stops (raises Preempted) at the next token
-    (the in-process model: at its next layer)
-    as soon as a chat question is in line or `stop` is set, which frees the model's lock."""
+    """A generator wrapper for background work: it stops (raises Preempted) as soon as a chat
+    question is in line or `stop` is set, at the next token (the in-process model: at its
+    next layer), which frees the model's lock."""
 
     def __init__(self, generator, gate: ModelGate, stop: threading.Event):
         self.generator, self.gate, self.stop = generator, gate, stop

@@ -111,9 +111,10 @@ def test_streamed_answer_is_token_for_token_what_generate_gives(real_answerer, r
     assert "".join(real_generator.stream(messages, 40, interrupted=lambda: False)).strip() == streamed.strip()
     assert "".join(real_generator.stream(messages, 40, interrupted=lambda: True)) == ""
     # An interruption inside a forward pass stops it at the next layer, not at the pass's end.
-    import torch
+    from qa.models import decoder_layers
 
-    layers = next(m for m in real_generator.model.modules() if isinstance(m, torch.nn.ModuleList))
+    layers = decoder_layers(real_generator.model)
+    assert layers
     ran, asked = [], []
     counters = [layer.register_forward_hook(lambda *_: ran.append(1)) for layer in layers]
     try:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path

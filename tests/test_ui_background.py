@@ -93,8 +93,8 @@ def test_a_generator_stopped_while_reading_its_prompt_is_preempted():
     Preempted, not an answer."""
     gate, stop = ModelGate(), threading.Event()
 
-    class ChunkedPrefill:
-        name = "chunked"
+    class LayeredPrefill:
+        name = "layered"
 
         def stream(self, messages, max_new_tokens=120, interrupted=None):
             for _ in range(5):  # five layers of the prompt's pass
@@ -104,7 +104,7 @@ def test_a_generator_stopped_while_reading_its_prompt_is_preempted():
             yield "never reached"
 
     with pytest.raises(Preempted):
-        list(Preempting(ChunkedPrefill(), gate, stop).stream([]))
+        list(Preempting(LayeredPrefill(), gate, stop).stream([]))
 
 
 def test_evaluation_runs_in_the_background_and_cancel_stops_it_fast(slow_app, tmp_path):
