@@ -192,6 +192,7 @@ _ITEM = re.compile(r"^(?:\((?P<a>[a-z]{1,2}|[ivxlc]{1,5}|\d{1,2})\)|(?P<b>[a-z]|
 _BULLET = re.compile(r"^[-*+•·‣◦▪]\s+(?=\S)")
 _DECORATION = re.compile(r"^\s*([=\-*_~#+^])\1{2,}\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
+_BARE_TAGS = re.compile(r"(?:\s*</?[a-z][a-z0-9]*\s*/?>)+\s*")
 # A defined term: '"Licensor" means', 'A "covered work" means', 'To "modify" a work means'.
 _DEFINITION = re.compile(
     r"^(?:[A-Za-z]+\s+){0,2}[\"“]([^\"”\n]{1,60})[\"”](?:\s*\([^)]{0,40}\))?[\s,]+(?:[\w-]+\s+){0,8}?"
@@ -203,6 +204,7 @@ _TITLE_WORDS = re.compile(r"\b(?:version|revised|revision|edition|release[sd]?|w
                           r"|\bv\d|©|\(c\)", re.IGNORECASE)
 _SENTENCE_BREAK = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"”')\]]))\s+(?=[A-Z0-9\"“(\[])")
 _CENTRED = 10  # a line indented this far is centred (a title), not the term of an entry
+_CENTRE_SLACK = 12  # ... when its two margins differ by at most this many columns
 
 
 @dataclass
@@ -218,6 +220,7 @@ class _Block:
     lines: list[str] | None = None
     title: bool = False
     first_on_page: bool = False
+    page_width: int = 80  # the width of the document's full lines, for telling a centred line
 
 
 def _split_chunk(chunk: str) -> list[str]:
@@ -269,8 +272,11 @@ def _unframe(text: str) -> str:
 
 
 def _caps_line(line: str) -> bool:
+    # As many words as a heading in capitals may have ("THE DEB AND DEB-SRC TYPES: GENERAL
+    # FORMAT" is seven), and no sentence's end.
     letters = [ch for ch in line if ch.isalpha()]
-    return len(letters) >= 2 and all(ch.isupper() for ch in letters) and len(line.split()) <= 6
+    return (len(letters) >= 2 and all(ch.isupper() for ch in letters) and len(line.split()) <= 12
+            and line.rstrip()[-1:] not in _TERMINAL)
 
 
 def _split_heading_line(pieces: list[str]) -> list[str]:
@@ -330,6 +336,12 @@ def _blocks(pages: list[tuple[int | None, str]]) -> list[_Block]:
                 indent = len(raw[0]) - len(raw[0].lstrip()) if raw else 0
                 blocks.append(_Block(piece.strip(), page=page, indent=indent, lines=raw, first_on_page=first))
                 first = False
+    # The width a full line of this document has (most lines of a paragraph run to it): a
+    # line is centred when it is about as far from that edge as from the left one.
+    lengths = sorted(len(line.rstrip()) for b in blocks for line in (b.lines or []) if line.strip())
+    width = lengths[int(len(lengths) * 0.9)] if lengths else 80
+    for block in blocks:
+        block.page_width = width
     return blocks
 
 
@@ -348,8 +360,10 @@ def _looks_like_heading(block: _Block, next_block: _Block | None) -> bool:
     letters = [ch for ch in flat if ch.isalpha()]
     if len(words) <= 12 and len(letters) >= 2 and all(ch.isupper() for ch in letters):
         return True  # A LINE IN CAPITALS
-    if block.indent >= _CENTRED and "\n" not in block.text and len(words) <= 12 and flat[0].isupper():
-        return True  # a short line set in the middle of the page: a title
+    centred = 2 * block.indent + len(flat) >= block.page_width - _CENTRE_SLACK
+    if block.indent >= _CENTRED and centred and "\n" not in block.text and len(words) <= 12 and flat[0].isupper():
+        return True  # a short line set in the middle of the page: a title (not an example set
+        # deeper than the text, as a manual page sets "Pin: release a=stable")
     if len(words) > 8 or not flat[0].isupper():
         return False
     # A short title line counts as a heading only when body text or another heading follows.
@@ -392,6 +406,9 @@ def _is_numbered_heading(rest: str, lines: list[str]) -> bool:
 def _classify(block: _Block, next_block: _Block | None) -> None:
     lines = [line for line in (block.lines or [block.text])]
     body_lines = [line for line in lines if line.strip()]
+    if _FENCE.match(block.text) and len(body_lines) > 1:
+        block.kind = "code"  # its closing "~~~" is a fence, not a setext underline
+        return
     # Decoration: a setext underline ("Title" / "=====") or a frame of rules (*** / Title / ***).
     if all(_DECORATION.match(line) for line in body_lines):
         block.kind = "rule"
@@ -565,7 +582,9 @@ def split_paragraphs(text: str, document: str, doc_id: str,
     blocks = _blocks(pages if pages is not None else [(None, text)])
     for i, block in enumerate(blocks):
         _classify(block, blocks[i + 1] if i + 1 < len(blocks) else None)
-    blocks = [b for b in blocks if b.kind != "rule" and b.text.strip()]
+    # A block that is only bare HTML tags ("<details>", "</details>" around a Markdown
+    # section) says nothing a reader sees.
+    blocks = [b for b in blocks if b.kind != "rule" and b.text.strip() and not _BARE_TAGS.fullmatch(b.text)]
     for previous, block in zip(blocks, blocks[1:]):
         # "2. Take the device out." right after the item "1. Open the box.": the last item of a
         # list, not a heading (a heading follows its section's text, not a sibling item).
@@ -583,15 +602,23 @@ def split_paragraphs(text: str, document: str, doc_id: str,
     _mark_lead_ins(blocks)
 
     # Fragments right before a heading belong to the heading run (e.g. a place and date line
-    # under a title); others are joined to the paragraph that follows them.
+    # under a title); others are joined to the paragraph that follows them. Not one set deeper
+    # than that heading, nor a sentence: it is the text of the section above ("AUTHORS" /
+    # "   Jason Gunthorpe" / "NOTES" in a manual page; "See CHANGELOG.md." under "Version
+    # History").
     for i in range(len(blocks) - 2, -1, -1):
-        if blocks[i].kind == "fragment" and blocks[i + 1].kind == "heading" and not re.match(r"[a-z]\S*\s", blocks[i].text):
+        if blocks[i].kind == "fragment" and blocks[i + 1].kind == "heading" and not re.match(r"[a-z]\S*\s", blocks[i].text) \
+                and blocks[i].indent <= blocks[i + 1].indent and blocks[i].text.rstrip()[-1:] not in ".!?":
             blocks[i].kind = "heading"
 
-    # A heading run with a version, revision, author or copyright line is a title block.
+    # A heading run with a version, revision, author or copyright line is a title block, where
+    # a title is: before the document's first paragraph of prose. (Later, "AUTHORS" is a
+    # section like any other.)
     i = 0
     while i < len(blocks):
         if blocks[i].kind != "heading" or blocks[i].marker:  # "14. Revised Versions": a section, not a title
+            if blocks[i].kind != "heading" and len(_flat(blocks[i].text).split()) >= 20:
+                break
             i += 1
             continue
         j = i

@@ -169,6 +169,64 @@ def test_an_example_indented_in_a_manual_page_is_no_heading(tmp_path):
     assert "title" not in [p.label for p in found]
 
 
+def test_a_manual_pages_closing_sections_are_sections_not_a_title(tmp_path):
+    # "AUTHORS" after the text is a section like any other (a title is before the prose);
+    # its indented names are its text, not headings; a heading in capitals may have seven
+    # words and sits over its indented text.
+    path = tmp_path / "tool.txt"
+    path.write_text(
+        "NAME\n       tool - does things\n\n"
+        "THE TOOL AND ITS FILES: GENERAL FORMAT\n"
+        "       The tool reads its files one by one, in the order given on its command line,\n"
+        "       and writes what it finds to the standard output.\n\n"
+        "AUTHORS\n       Jason Gunthorpe\n\n       APT team\n\n"
+        "NOTES\n        1. APT bug page\n           http://bugs.debian.org/src:apt\n")
+    found = [(p.section, p.text) for p in load_document(path).paragraphs]
+    assert found[1] == ("THE TOOL AND ITS FILES: GENERAL FORMAT", "The tool reads its files one by one, in the "
+                        "order given on its command line, and writes what it finds to the standard output.")
+    assert ("AUTHORS", "Jason Gunthorpe APT team") in found
+    assert all(section for section, _ in found)  # no title block
+
+
+def test_a_one_line_example_set_deep_is_no_centred_title(tmp_path):
+    # "Pin: release a=stable" at column 15 of a 78-column manual page is an example under its
+    # entry; a line whose margins are about equal ("Apache License") is a centred title.
+    path = tmp_path / "prefs.txt"
+    wide = "           names the archive to which all the packages in the directory tree\n"
+    path.write_text(
+        "                                 Apache License\n\n"
+        "DESCRIPTION\n       the Archive: line\n" + wide * 2 + "           would require the line:\n\n"
+        "               Pin: release a=stable\n\n"
+        "       the Codename: line\n" + wide * 2 + "           would require the line:\n\n"
+        "               Pin: release n=trixie\n\n"
+        "       the Label: line\n" + wide * 2 + "\n")
+    found = load_document(path).paragraphs
+    assert [p.text for p in found if p.text.startswith("Pin:")] == ["Pin: release a=stable", "Pin: release n=trixie"]
+    assert [p.section for p in found if p.text.startswith("Pin:")] == ["Apache License > DESCRIPTION"] * 2 \
+        or [p.section for p in found if p.text.startswith("Pin:")] == ["DESCRIPTION"] * 2
+
+
+def test_a_sentence_before_a_heading_is_the_text_of_its_section(tmp_path):
+    path = tmp_path / "README.md"
+    path.write_text("# Tool\n\nThe tool does things for the people who use it every day, and this paragraph says "
+                    "what it does in more than twenty words.\n\n"
+                    "### Version History\n\nSee CHANGELOG.md.\n\n### License\n\nThe MIT License\n")
+    found = [(p.section, p.text) for p in load_document(path).paragraphs]
+    assert ("Tool > Version History", "See CHANGELOG.md.") in found
+
+
+def test_markdown_tilde_fences_are_code_and_bare_tags_are_dropped(tmp_path):
+    path = tmp_path / "README.md"
+    path.write_text("# Setup\n\n<details>\n\nAdd these lines to your config file to set the tool up:\n\n"
+                    "  ~~~ nu\n  $env.ROOT = \"~/.tool\" | path expand\n  ~~~\n\n  </details>\n\n## Next\n\n"
+                    "Restart your shell for the changes to take effect now.\n")
+    found = load_document(path).paragraphs
+    assert [p.section for p in found] == ["Setup", "Setup", "Setup > Next"]
+    assert found[0].text == "Add these lines to your config file to set the tool up:"
+    assert found[1].text.startswith("~~~ nu") and "path expand" in found[1].text
+    assert not any("details>" in p.text for p in found)
+
+
 def test_a_page_whose_own_classes_name_a_sidebar_keeps_its_content(tmp_path):
     # mdbook pages (the Rust books) mark <html> "sidebar-visible": a state of the page, not
     # furniture to drop; the sidebar itself still goes.
