@@ -172,6 +172,22 @@ _CONDITIONS = lexicon.words("conditions")
 _DETERMINERS = lexicon.words("determiners")
 
 
+# Questions answered by a quantity: how many, when, a date, and also a maximum or minimum, a
+# version or a port, a size ("What's the maximum number of mirrors?", "In which apt version was
+# it added?", "How big should my buffers be?"). A sentence without a number does not answer
+# them, however close its words are: the document that never gives the limit is the usual case.
+_QUANTITY = re.compile(
+    r"\bhow (many|much|long|old|far|big|large|high)\b|\bwhat (year|date|day|month|size)\b|\bdate\b|\bdated\b"
+    r"|\bwhich year\b|\b(maximum|minimum|max|min)\b|\bnumber of\b|\bpercent"
+    r"|\b(which|what)\s+(?:[\w.-]+\s+)?(version|port)s?\b")
+
+
+# "When does it start?", "When was it published?" ask when; "When I open a terminal, pyenv is
+# stuck. Why?" sets the scene for another question.
+_WHEN_ASKS = re.compile(r"when\s+(?:is|are|was|were|do|does|did|will|would|can|could|should|shall|has|have|had"
+                        r"|must|may|might)\b")
+
+
 def expected_answer(question: str) -> str | None:
     """'number' for how many / when questions, 'name' for who / what is the name; else None.
 
@@ -181,7 +197,7 @@ def expected_answer(question: str) -> str | None:
     q = question.lower()
     first = re.search(r"\b(who|whom|whose|when|what|which|why|how|where)\b", q)
     word = first.group(1) if first else ""
-    if word == "when" or re.search(r"\bhow (many|much|long|old)\b|\bwhat (year|date|day|month)\b|\bdate\b|\bdated\b|\bwhich year\b", q):
+    if (word == "when" and _WHEN_ASKS.match(q, first.start())) or _QUANTITY.search(q):
         return "number"
     if word in ("who", "whom", "whose") or re.search(
             rf"\bname of\b|\bwhich ({_NAME_KINDS})", q):

@@ -308,6 +308,24 @@ def test_the_fallback_quote_gives_the_kind_of_answer_asked_for(tmp_path, fake_em
     assert "30 days" in answer.text
 
 
+@pytest.mark.parametrize("question", [
+    "What's the maximum number of mirrors a list can hold?", "In which apt version was Signed-By added?",
+    "Which SOCKS port does it connect to by default?", "How big should my buffers be?",
+    "Is there a minimum fee?", "What size is a block?"])
+def test_questions_about_a_limit_a_version_or_a_port_want_a_number(question):
+    assert grounding.expected_answer(question) == "number"
+    assert not grounding.gives_expected_answer("The list can hold many different mirrors.", question)
+    assert grounding.gives_expected_answer("It holds at most 16 entries since version 1.1.", question)
+
+
+@pytest.mark.parametrize("question,kind", [
+    ("When do my patent licenses end?", "number"), ("when was it published?", "number"),
+    ("When I open a terminal from Jupyter, pyenv is stuck on one version. Why?", None),
+    ("When a file is deleted, what happens to its pattern?", None)])
+def test_a_when_clause_that_sets_the_scene_asks_no_time(question, kind):
+    assert grounding.expected_answer(question) == kind
+
+
 def test_a_draft_that_leaves_out_its_passages_negation_is_answered_with_the_passage(tmp_path, fake_embedder):
     # "mount it" is true of "mount (but not reformat) it", and drops the point: quote it.
     from qa.documents import load_documents
