@@ -207,7 +207,9 @@ def test_a_true_sentence_about_something_else_is_not_the_answer(seed_index):
     # ¶1 supports the sentence, but it says nothing about the veto: it must not be shown as the answer.
     a = answerer(seed_index, "The dialogue was convened by the President of the General Assembly [¶1].", min_fallback=5)
     answer = a.ask("Which countries led the initiative on veto restraint?")
-    assert answer.abstained and "does not answer" in answer.reason
+    # (Whether its sentence ranks outside the best three or far below the best one depends on
+    # the retrieval weights; either way the draft rests on something else.)
+    assert answer.abstained and ("does not answer" in answer.reason or "far weaker sentence" in answer.reason)
 
 
 def test_answer_mixing_two_paragraphs_is_not_supported_by_either(seed_index):
