@@ -182,14 +182,9 @@ _QUANTITY = re.compile(
     r"|\b(which|what)\s+(?:[\w.-]+\s+)?(version|port)s?\b")
 
 
-# "When does it start?", "When was it published?" ask when; "When I open a terminal, pyenv is
-# stuck. Why?" sets the scene for another question.
-_WHEN_ASKS = re.compile(r"when\s+(?:is|are|was|were|do|does|did|will|would|can|could|should|shall|has|have|had"
-                        r"|must|may|might)\b")
-
-
 def expected_answer(question: str) -> str | None:
-    """'number' for how many / when questions, 'name' for who / what is the name; else None.
+    """'number' for questions a quantity answers (how many, when, a maximum, a version, ...),
+    'name' for who / what is the name; else None.
 
     The first question word decides: "Why ..., when X?" asks why; "According to the chief,
     who ...?" asks who; a "who" or "when" inside a clause does not count.
@@ -197,7 +192,11 @@ def expected_answer(question: str) -> str | None:
     q = question.lower()
     first = re.search(r"\b(who|whom|whose|when|what|which|why|how|where)\b", q)
     word = first.group(1) if first else ""
-    if (word == "when" and _WHEN_ASKS.match(q, first.start())) or _QUANTITY.search(q):
+    # "When does it start?", "When was it published?" ask when (the word after "when" opens a
+    # question, as "does" opens a yes/no one); "When I open a terminal, pyenv is stuck. Why?"
+    # sets the scene for another question.
+    after_when = q[first.end():].split()[:1] if word == "when" else []
+    if (after_when and after_when[0] in _YES_NO_OPENERS) or _QUANTITY.search(q):
         return "number"
     if word in ("who", "whom", "whose") or re.search(
             rf"\bname of\b|\bwhich ({_NAME_KINDS})", q):
