@@ -62,7 +62,10 @@ MAX_PARAGRAPH_CHARS = 4_000
 MAX_DOCUMENT_BYTES = 50 * 1024 * 1024  # a bigger file is almost surely not a text document
 
 _NUMBERED = re.compile(r"^\s*(\d{1,3})[.)]\s+(?=\S)")
-_MD_HEADING = re.compile(r"^\s*#{1,6}\s+")
+# An ATX heading starts within three spaces of the margin (CommonMark); deeper, "# echo ..." is
+# a root shell's prompt in a manual's example, not a heading.
+_MD_HEADING = re.compile(r"^ {0,3}#{1,6}\s+")
+_ATX_INDENT = 3
 _BOLD_LINE = re.compile(r"^\s*(\*\*|__)(.+?)(\*\*|__)\s*$", re.S)
 _TERMINAL = ".!?:;,"
 _FRAGMENT_WORDS = 6  # blocks shorter than this (not headings) are joined to the next one
@@ -351,7 +354,7 @@ def _flat(text: str) -> str:
 
 def _looks_like_heading(block: _Block, next_block: _Block | None) -> bool:
     text = block.text
-    if _MD_HEADING.match(text) or _BOLD_LINE.match(text):
+    if (_MD_HEADING.match(text) and block.indent <= _ATX_INDENT) or _BOLD_LINE.match(text):
         return True
     flat = _flat(text)
     words = flat.split()
@@ -380,7 +383,7 @@ def _looks_like_heading(block: _Block, next_block: _Block | None) -> bool:
     nxt = _flat(next_block.text)
     return bool(
         _NUMBERED.match(next_block.text)
-        or _MD_HEADING.match(next_block.text)
+        or (_MD_HEADING.match(next_block.text) and next_block.indent <= _ATX_INDENT)
         or _BOLD_LINE.match(next_block.text)
         or len(nxt.split()) >= 20
         or (nxt and all(ch.isupper() for ch in nxt if ch.isalpha()) and len(nxt.split()) <= 12)
@@ -430,7 +433,7 @@ def _classify(block: _Block, next_block: _Block | None) -> None:
     if _FENCE.match(text):
         block.kind = "code"
         return
-    heading = _MD_HEADING.match(text)
+    heading = _MD_HEADING.match(text) if block.indent <= _ATX_INDENT else None
     if heading:
         block.level = len(text.strip().split()[0])
         block.text = _flat(text[heading.end():])

@@ -215,6 +215,26 @@ def test_a_sentence_before_a_heading_is_the_text_of_its_section(tmp_path):
     assert ("Tool > Version History", "See CHANGELOG.md.") in found
 
 
+def test_a_root_prompt_in_a_manual_page_is_no_heading(tmp_path):
+    # "# echo ..." set deep in a manual's example is a command typed as root; a Markdown
+    # heading starts within three spaces of the margin. Read as a heading, the command was
+    # lost and every later section was filed under it.
+    path = tmp_path / "core.txt"
+    path.write_text(
+        "DESCRIPTION\n       To disable the mechanism that archives core dumps, one can set an override\n"
+        "       for it, using something like:\n\n"
+        "           # echo \"kernel.core_pattern=core.%p\" > \\\n"
+        "                          /etc/sysctl.d/50-coredump.conf\n\n"
+        "NOTES\n       The gdb(1) gcore command can be used to obtain a core dump of a running process.\n")
+    found = [(p.section, p.text) for p in load_document(path).paragraphs]
+    assert any(text.startswith("# echo") and "50-coredump.conf" in text for _, text in found)
+    assert found[-1] == ("NOTES", "The gdb(1) gcore command can be used to obtain a core dump of a running process.")
+    markdown = tmp_path / "notes.md"
+    markdown.write_text("# Setup\n\nRun the installer first, then restart the shell you use.\n\n"
+                        "   ## Next\n\nThen read the manual that comes with it.\n")
+    assert [p.section for p in load_document(markdown).paragraphs] == ["Setup", "Setup > Next"]
+
+
 def test_markdown_tilde_fences_are_code_and_bare_tags_are_dropped(tmp_path):
     path = tmp_path / "README.md"
     path.write_text("# Setup\n\n<details>\n\nAdd these lines to your config file to set the tool up:\n\n"
