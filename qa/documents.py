@@ -223,7 +223,6 @@ class _Block:
     lines: list[str] | None = None
     title: bool = False
     first_on_page: bool = False
-    page_width: int = 80  # the width of the document's full lines, for telling a centred line
 
 
 def _split_chunk(chunk: str) -> list[str]:
@@ -339,20 +338,21 @@ def _blocks(pages: list[tuple[int | None, str]]) -> list[_Block]:
                 indent = len(raw[0]) - len(raw[0].lstrip()) if raw else 0
                 blocks.append(_Block(piece.strip(), page=page, indent=indent, lines=raw, first_on_page=first))
                 first = False
-    # The width a full line of this document has (most lines of a paragraph run to it): a
-    # line is centred when it is about as far from that edge as from the left one.
-    lengths = sorted(len(line.rstrip()) for b in blocks for line in (b.lines or []) if line.strip())
-    width = lengths[int(len(lengths) * 0.9)] if lengths else 80
-    for block in blocks:
-        block.page_width = width
     return blocks
+
+
+def _line_width(blocks: list[_Block]) -> int:
+    """The width a full line of the document has (most lines of a paragraph run to it): a line
+    is centred when it is about as far from that edge as from the left one."""
+    lengths = sorted(len(line.rstrip()) for b in blocks for line in (b.lines or []) if line.strip())
+    return lengths[int(len(lengths) * 0.9)] if lengths else 80
 
 
 def _flat(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def _looks_like_heading(block: _Block, next_block: _Block | None) -> bool:
+def _looks_like_heading(block: _Block, next_block: _Block | None, width: int) -> bool:
     text = block.text
     if (_MD_HEADING.match(text) and block.indent <= _ATX_INDENT) or _BOLD_LINE.match(text):
         return True
@@ -363,7 +363,7 @@ def _looks_like_heading(block: _Block, next_block: _Block | None) -> bool:
     letters = [ch for ch in flat if ch.isalpha()]
     if len(words) <= 12 and len(letters) >= 2 and all(ch.isupper() for ch in letters):
         return True  # A LINE IN CAPITALS
-    centred = 2 * block.indent + len(flat) >= block.page_width - _CENTRE_SLACK
+    centred = 2 * block.indent + len(flat) >= width - _CENTRE_SLACK
     if block.indent >= _CENTRED and centred and "\n" not in block.text and len(words) <= 12 and flat[0].isupper():
         return True  # a short line set in the middle of the page: a title (not an example set
         # deeper than the text, as a manual page sets "Pin: release a=stable")
@@ -406,7 +406,7 @@ def _is_numbered_heading(rest: str, lines: list[str]) -> bool:
     return title_case or (len(words) <= 6 and flat[-1] != ".")
 
 
-def _classify(block: _Block, next_block: _Block | None) -> None:
+def _classify(block: _Block, next_block: _Block | None, width: int) -> None:
     lines = [line for line in (block.lines or [block.text])]
     body_lines = [line for line in lines if line.strip()]
     if _FENCE.match(block.text) and len(body_lines) > 1:
@@ -476,7 +476,7 @@ def _classify(block: _Block, next_block: _Block | None) -> None:
     if _is_entry(lines):
         block.kind, block.term = "entry", _flat(body_lines[0])
         return
-    if _looks_like_heading(block, next_block):
+    if _looks_like_heading(block, next_block, width):
         block.kind = "heading"
         _number_heading(block)
     elif len(_flat(text).split()) < _FRAGMENT_WORDS:
@@ -583,8 +583,9 @@ def split_paragraphs(text: str, document: str, doc_id: str,
     """Split a document's text into paragraphs (see the module docstring for the rules).
     `pages` (PDF): the text page by page, so that each paragraph knows its page."""
     blocks = _blocks(pages if pages is not None else [(None, text)])
+    width = _line_width(blocks)
     for i, block in enumerate(blocks):
-        _classify(block, blocks[i + 1] if i + 1 < len(blocks) else None)
+        _classify(block, blocks[i + 1] if i + 1 < len(blocks) else None, width)
     # A block that is only bare HTML tags ("<details>", "</details>" around a Markdown
     # section) says nothing a reader sees.
     blocks = [b for b in blocks if b.kind != "rule" and b.text.strip() and not _BARE_TAGS.fullmatch(b.text)]
